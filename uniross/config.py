@@ -1,0 +1,85 @@
+"""Service configuration: one pydantic-settings model read from a TOML file, the environment (``UNIROSS_*``,
+nested with ``__``) and CLI overrides, in that order of increasing precedence.
+
+The CAN bus keys are python-can's own (interface, channel, bitrate, fd, data_bitrate); when none is given, python-can's
+config file and ``CAN_*`` environment are honoured (see ``firmware_bridge.can_bus.BusConfig``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from firmware_bridge.dbc_database import DEFAULT_DBC
+
+CONFIG_ENV = "UNIROSS_CONFIG"
+
+
+class BusSettings(BaseModel):
+    interface: str | None = None
+    channel: str | None = None
+    bitrate: int | None = None
+    fd: bool = False
+    data_bitrate: int | None = None
+
+
+class SerialSettings(BaseModel):
+    url: str | None = Field(None, description="pyserial URL or device of the SSC firmware link; None = no link")
+    baudrate: int = 921600
+    link_timeout_s: float = 0.25
+    required: bool = Field(True, description="a lost link is a stale safety-relevant input (-> SAFE)")
+
+
+class ApiServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    engineer_token_hashes: list[str] = Field(default_factory=list)
+    operator_token_hashes: list[str] = Field(default_factory=list)
+    read_requires_auth: bool = False
+
+
+class SimSettings(BaseModel):
+    embedded: bool = Field(False, description="run the simulated vehicle inside the service (demo)")
+    scenario: str = "demo"
+    control_port: int | None = None
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="UNIROSS_", env_nested_delimiter="__", extra="ignore")
+
+    dbc: Path = DEFAULT_DBC
+    source_address: int = 0x27
+    control_rate_hz: float = Field(20.0, gt=0, le=200)
+    history_depth: int = Field(6000, ge=10, description="ring-buffer samples kept per signal")
+    bus: BusSettings = Field(default_factory=BusSettings)
+    serial: SerialSettings = Field(default_factory=SerialSettings)
+    api: ApiServerSettings = Field(default_factory=ApiServerSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> ServiceSettings:
+    """Settings from ``config_file`` (TOML) or ``$UNIROSS_CONFIG``, the environment, then ``overrides``."""
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise FileNotFoundError(f"config file not found: {config_file}")
+        os.environ[CONFIG_ENV] = str(config_file)
+    return ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})
