@@ -45,7 +45,9 @@ class FrameBatch:
         ts = np.asarray(timestamp, dtype=np.float64)
         ids = np.asarray(arbitration_id, dtype=np.uint32)
         n = ts.shape[0]
-        data = np.ascontiguousarray(data, dtype=np.uint8).reshape(n, -1)
+        data = np.ascontiguousarray(data, dtype=np.uint8)
+        if data.ndim != 2:  # a flat buffer of n equal rows (reshape(0, -1) is ambiguous, so 2-D stays as is)
+            data = data.reshape(n, -1)
         return cls(
             timestamp=ts,
             arbitration_id=ids,
