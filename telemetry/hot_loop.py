@@ -101,8 +101,9 @@ class HotLoop:
             unit = cfg.units.get(ch, "")
             store.register(f"serial.{ch}", unit=unit, depth=depth)
             store.register(f"serial.{ch}.raw", unit=unit, depth=depth)
-        for name, unit in SUCTION_SERIES_UNITS.items():
-            store.register(f"diag.{name}", unit=unit, depth=depth)
+        self._diag_keys = [f"diag.{name}" for name in SUCTION_SERIES_UNITS]
+        for key, unit in zip(self._diag_keys, SUCTION_SERIES_UNITS.values(), strict=True):
+            store.register(key, unit=unit, depth=depth)
         for name, unit in (("hopper_fill_rate_pct_s", "%/s"), ("hopper_time_to_full_s", "s")):
             store.register(f"diag.{name}", unit=unit, depth=depth)
         self._filters: ChannelFilters | None = None
@@ -167,25 +168,34 @@ class HotLoop:
         break_marker = restart and self._last_sample_time > -math.inf
         self._last_sample_time = float(times[-1])
 
+        by_decimation: dict[int, list[str]] = {}
         for name, res in results.items():
             c["nonfinite_samples"] += res.nonfinite
             c["spikes_rejected"] += res.spikes
-            self._store_serial(name, res, times, break_marker)
+            by_decimation.setdefault(self.config.filters.channels[name].decimation, []).append(name)
+        for names in by_decimation.values():
+            self._store_serial([results[n] for n in names], names, times, break_marker)
         self._run_suction_diagnostics(results, times, restart, break_marker, now)
 
-    def _append(self, key: str, t: FloatArray, v: FloatArray, break_before: bool, valid: bool = True) -> None:
+    def _append_block(
+        self, keys: list[str], t: FloatArray, values: FloatArray, valid: list[bool] | bool, break_before: bool
+    ) -> None:
         if t.size == 0:
             return
         if break_before:
-            self.store.append(key, t[:1] - 1e-6, np.array([math.nan]), valid=False)
-        self.store.append(key, t, v, valid=valid)
+            self.store.append_block(keys, t[:1] - 1e-6, np.full((len(keys), 1), math.nan), valid=False)
+        self.store.append_block(keys, t, values, valid)
 
-    def _store_serial(self, name: str, res: ChannelResult, times: FloatArray, break_before: bool) -> None:
-        idx = res.decimated_at
-        t = times[idx]
+    def _store_serial(
+        self, res: list[ChannelResult], names: list[str], times: FloatArray, break_before: bool
+    ) -> None:
+        """Store the decimated filtered and raw streams of channels that share one decimation."""
+        idx = res[0].decimated_at
+        keys = [f"serial.{n}" for n in names] + [f"serial.{n}.raw" for n in names]
+        values = np.vstack([r.filtered[idx] for r in res] + [r.raw[idx] for r in res])
         # A filtered value is valid unless the block held non-finite input that the filter bridged.
-        self._append(f"serial.{name}", t, res.filtered[idx], break_before, valid=res.nonfinite == 0)
-        self._append(f"serial.{name}.raw", t, res.raw[idx], break_before)
+        valid = [r.nonfinite == 0 for r in res] + [True] * len(res)
+        self._append_block(keys, times[idx], values, valid, break_before)
 
     def _run_suction_diagnostics(
         self, results: Mapping[str, ChannelResult], times: FloatArray, restart: bool, brk: bool, now: float
@@ -194,10 +204,8 @@ class HotLoop:
         if out is None:
             self._counters["diag_input_missing"] += 1
             return
-        some = next(iter(results.values()))
-        t = times[some.decimated_at]
-        for name, series in out.series.items():
-            self._append(f"diag.{name}", t, series, brk)
+        t = times[results[self.config.diagnostics.fan_channel].decimated_at]
+        self._append_block(self._diag_keys, t, np.vstack([out.series[n] for n in SUCTION_SERIES_UNITS]), True, brk)
         for fault, value in out.fault_inputs.items():
             self.faults.update(fault, value, now)
 

@@ -45,28 +45,37 @@ class RingBuffer:
         """Append equal-length columns (timestamps non-decreasing); returns how many samples were stored."""
         t = np.asarray(t, dtype=np.float64).ravel()
         v = np.asarray(v, dtype=np.float64).ravel()
-        if t.shape != v.shape:
-            raise ValueError("timestamp and value columns differ in length")
-        if t.size == 0:
-            return 0
-        # Keep the longest suffix that is non-decreasing and not older than what is stored.
-        ok = np.isfinite(t) & (t >= np.maximum.accumulate(np.where(np.isfinite(t), t, -np.inf)))
-        ok &= t >= self.last_time()
-        if not ok.all():
-            self.dropped_out_of_order += int((~ok).sum())
-            t, v = t[ok], v[ok]
         n = t.size
-        if n > self.depth:
-            t, v = t[-self.depth :], v[-self.depth :]
-            n = self.depth
-        first = min(n, self.depth - self._write)
+        if n != v.size:
+            raise ValueError("timestamp and value columns differ in length")
+        if n == 0:
+            return 0
+        # Fast path: in order (NaN compares False, so it also takes the slow path).
+        if not (t[0] >= self.last_time() and (n == 1 or bool((t[1:] >= t[:-1]).all()))):
+            # Keep the samples that are finite, not older than what is stored and not older than any earlier
+            # sample of this column.
+            ok = np.isfinite(t) & (t >= np.maximum.accumulate(np.where(np.isfinite(t), t, -np.inf)))
+            ok &= t >= self.last_time()
+            self.dropped_out_of_order += int(n - ok.sum())
+            t, v = t[ok], v[ok]
+            n = t.size
+            if n == 0:
+                return 0
         w = self._write
-        self._t[w : w + first] = t[:first]
-        self._v[w : w + first] = v[:first]
-        rest = n - first
-        if rest:
-            self._t[:rest] = t[first:]
-            self._v[:rest] = v[first:]
+        if n == 1:
+            self._t[w] = t[0]
+            self._v[w] = v[0]
+        else:
+            if n > self.depth:
+                t, v = t[-self.depth :], v[-self.depth :]
+                n = self.depth
+            first = min(n, self.depth - w)
+            self._t[w : w + first] = t[:first]
+            self._v[w : w + first] = v[:first]
+            rest = n - first
+            if rest:
+                self._t[:rest] = t[first:]
+                self._v[:rest] = v[first:]
         self._write = (w + n) % self.depth
         self._n = min(self._n + n, self.depth)
         return n

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -127,22 +127,48 @@ class SignalStore:
         The key's latest value becomes the last appended sample; it is valid when ``valid`` is true and the
         value is finite. Returns False when the key could not be registered (store full) or nothing was stored.
         """
-        t = np.asarray(t, dtype=np.float64)
-        v = np.asarray(v, dtype=np.float64)
+        t = np.asarray(t, dtype=np.float64).ravel()
+        v = np.asarray(v, dtype=np.float64).ravel()
         with self._lock:
+            stored = self._append_locked(key, t, v, valid, unit)
+            if stored:
+                self._version += 1
+                self._seq[self._ids[key]] = self._version
+            return stored
+
+    def append_block(
+        self, keys: Sequence[str], t: FloatArray, values: FloatArray, valid: Sequence[bool] | bool = True
+    ) -> int:
+        """Append row ``i`` of the K x n ``values`` to ``keys[i]``, all at timestamps ``t`` (one lock, one
+        version step). Returns the number of keys that stored something."""
+        t = np.asarray(t, dtype=np.float64).ravel()
+        values = np.asarray(values, dtype=np.float64)
+        valids = [valid] * len(keys) if isinstance(valid, bool) else list(valid)
+        if values.shape != (len(keys), t.size) or len(valids) != len(keys):
+            raise ValueError("values must be len(keys) x len(t), valid one per key")
+        stored = 0
+        with self._lock:
+            self._version += 1
+            for i, key in enumerate(keys):
+                if self._append_locked(key, t, values[i], valids[i], ""):
+                    self._seq[self._ids[key]] = self._version
+                    stored += 1
+        return stored
+
+    def _append_locked(self, key: str, t: FloatArray, v: FloatArray, valid: bool, unit: str) -> bool:
+        kid = self._ids.get(key)
+        if kid is None or unit:
             kid = self._register_locked(key, unit, None)
             if kid is None:
                 self.dropped_unknown_keys += 1
                 return False
-            if self._buffers[kid].append(t, v) == 0:
-                return False
-            last_v = float(v.ravel()[-1])
-            self._value[kid] = last_v
-            self._time[kid] = float(t.ravel()[-1])
-            self._valid[kid] = valid and math.isfinite(last_v)
-            self._version += 1
-            self._seq[kid] = self._version
-            return True
+        if self._buffers[kid].append(t, v) == 0:
+            return False
+        last_v = float(v[-1])
+        self._value[kid] = last_v
+        self._time[kid] = float(t[-1])
+        self._valid[kid] = valid and math.isfinite(last_v)
+        return True
 
     def set(self, key: str, value: float, timestamp: float, valid: bool = True, unit: str = "") -> bool:
         """Append one sample (convenience over :meth:`append`)."""
