@@ -229,7 +229,7 @@ class HotLoop:
             except Exception as exc:
                 self._error("can_message", exc)
         if validity is not None:
-            self._apply_validity(validity)
+            self.apply_validity(validity)
         hopper = decoded.messages.get(self.config.diagnostics.hopper_message)
         if hopper is not None:
             self._run_hopper(hopper, now)
@@ -250,7 +250,7 @@ class HotLoop:
                 keys.append(key)
         self._message_valid[msg_name] = valid
 
-    def _apply_validity(self, validity: Mapping[str, bool]) -> None:
+    def apply_validity(self, validity: Mapping[str, bool]) -> None:
         """Propagate validity changes of messages that did not arrive in this batch (e.g. timed out)."""
         for msg_name, valid in validity.items():
             if self._message_valid.get(msg_name) == valid:
