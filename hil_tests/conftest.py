@@ -1,0 +1,102 @@
+"""pytest wiring of the HIL suite: the bus choice, the process fixture, and which bus a run used.
+
+The bus is one setting: ``UNIROSS_HIL_INTERFACE`` / ``UNIROSS_HIL_CHANNEL`` (python-can interface and channel,
+default ``socketcan`` / ``vcan0``). Tests take it from the ``can_bus_config`` fixture and never know how the
+bus was made (vcan0 on the host, in a UML guest, or udp_multicast inside a private network namespace).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from hil_tests.harness import ManagedProcess
+
+DEFAULT_INTERFACE = "socketcan"
+DEFAULT_CHANNEL = "vcan0"
+SpawnFn = Callable[..., ManagedProcess]
+
+
+def bus_config_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "interface": env.get("UNIROSS_HIL_INTERFACE") or DEFAULT_INTERFACE,
+        "channel": env.get("UNIROSS_HIL_CHANNEL") or DEFAULT_CHANNEL,
+    }
+
+
+def bus_problem(config: Mapping[str, str], net_dir: Path = Path("/sys/class/net")) -> str | None:
+    """Why the configured bus cannot carry this suite, or None if it can."""
+    interface, channel = config["interface"], config["channel"]
+    if interface == "socketcan" and not (net_dir / channel).exists():
+        return (
+            f"no network interface {channel!r}: run the suite through "
+            "`python hil_tests/uml/run_in_guest.py -- ...` (see docs/hil.md)"
+        )
+    if interface == "udp_multicast":
+        others = sorted(p.name for p in net_dir.iterdir() if p.name != "lo")
+        if others:
+            return (
+                f"refusing udp_multicast with network interfaces {others}: its datagrams could leave the "
+                "machine; run the suite through scripts/netns_run.sh (a private network namespace)"
+            )
+    if interface == "virtual":
+        return "python-can's 'virtual' bus does not cross processes; the HIL suite needs a real bus"
+    return None
+
+
+def _bus_line(config: Mapping[str, str]) -> str:
+    runner = os.environ.get("UNIROSS_HIL_RUNNER", "host")
+    return (
+        f"HIL bus: interface={config['interface']} channel={config['channel']} "
+        f"(runner={runner}, kernel {platform.release()})"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _bus_line(bus_config_from_env(os.environ))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_line(_bus_line(bus_config_from_env(os.environ)))
+
+
+@pytest.fixture(scope="session")
+def can_bus_config() -> dict[str, str]:
+    """python-can's ``interface`` and ``channel`` of the bus under test."""
+    config = bus_config_from_env(os.environ)
+    problem = bus_problem(config)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return config
+
+
+@pytest.fixture
+def spawn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SpawnFn]:
+    """Start a ManagedProcess logging to the test's tmp dir; all are stopped when the test ends."""
+    started: list[ManagedProcess] = []
+    request.node.hil_processes = started
+
+    def start(argv: Sequence[str], name: str, env: Mapping[str, str] | None = None, **kwargs: object) -> ManagedProcess:
+        proc = ManagedProcess(argv, env=env, name=name, log_path=tmp_path / f"{name}.log", **kwargs)  # type: ignore[arg-type]
+        started.append(proc)
+        return proc.start()
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report carries the log tail of each process it started."""
+    report = yield
+    if report.failed:
+        for proc in getattr(item, "hil_processes", []):
+            report.sections.append((f"log of {proc.name} ({proc.log_path})", proc.log_tail(60)))
+    return report
