@@ -14,9 +14,19 @@ from fastapi import FastAPI
 class ServerThread:
     """`with ServerThread(app) as base_url:` serves `app` on 127.0.0.1 at a free port until the block ends."""
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, ws: str = "websockets-sansio") -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ws: str = "websockets-sansio",
+        send_buffer_bytes: int | None = None,
+    ) -> None:
+        """`send_buffer_bytes` fixes SO_SNDBUF of every accepted connection (bounds kernel memory per client)."""
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if send_buffer_bytes is not None:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
         config = uvicorn.Config(app, log_level="warning", ws=ws, lifespan="on", ws_ping_interval=None)

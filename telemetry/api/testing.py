@@ -47,7 +47,10 @@ def test_settings(**overrides: Any) -> ApiSettings:
 
 @contextmanager
 def running_api(
-    warmup_s: float = 0.2, service: InMemoryTelemetryService | None = None, **settings_overrides: Any
+    warmup_s: float = 0.2,
+    service: InMemoryTelemetryService | None = None,
+    send_buffer_bytes: int | None = None,
+    **settings_overrides: Any,
 ) -> Iterator[RunningApi]:
     """Serve `service` (default: in-memory with the demo feed, started) by uvicorn on 127.0.0.1:<free port>."""
     if service is None:
@@ -56,7 +59,7 @@ def running_api(
     settings = test_settings(**settings_overrides)
     app = create_app(service, settings)
     try:
-        with ServerThread(app) as base_url:
+        with ServerThread(app, send_buffer_bytes=send_buffer_bytes) as base_url:
             time.sleep(warmup_s)
             yield RunningApi(base_url, service, app, settings)
     finally:
