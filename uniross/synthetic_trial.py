@@ -1,8 +1,9 @@
 """A synthetic trial: plausible UniROSS bus traffic (every DBC message at its cycle time, packed by `CanPacker`).
 
 Used by the tests, the offline-decode benchmark and the docs of the field tools; it is not a vehicle simulation
-(``vehicle_sim`` is). The trial drives TRANSPORT -> SWEEPER (with one clog: suction collapses while the fan keeps
-turning) -> TRANSPORT, and the engine raises one DM1 DTC half way, so that a report over it has something to say.
+(``vehicle_sim`` is). The trial drives TRANSPORT -> SWEEPER (with one clog: the suction vacuum rises far above
+what the fan speed predicts, the signature of a blocked hose) -> TRANSPORT, and the engine raises one DM1 DTC
+half way, so that a report over it has something to say.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def signal_values(name: str, t: float, plan: TrialPlan) -> dict[str, float | int
                     "DTC1_SPN_High": plan.dtc_spn >> 16, "DTC1_FMI": plan.dtc_fmi, "DTC1_OccurrenceCount": 1}
         return {}
     if name == "SSC_Suction":
-        pressure = -500.0 if clogged else (-12000.0 if sweeping else 0.0)
+        pressure = -6500.0 if clogged else (-2600.0 if sweeping else 0.0)
         return {"SuctionFanSpeed": fan, "SuctionPressure": pressure, "FanDrivePressure": 200 if sweeping else 0,
                 "NozzleHeight": 20 if sweeping else 200, "SuctionFanState": 2 if sweeping else 0,
                 "NozzleLowered": int(sweeping)}
