@@ -334,6 +334,8 @@ class SimulatedVehicle:
     def _transmit(self, name: str, packer: CanPacker, values: Values, now: float) -> None:
         action = self.faults.action(name, now)
         if not action.send:
+            if action.lost:
+                packer.next_counter(name)
             return
         counter = self._last_counter(name) if action.freeze else None
         msg = packer.make_message(name, values, counter=counter, corrupt_checksum=action.corrupt_checksum)

@@ -1,6 +1,7 @@
 """Fault injection for the simulated CAN node, with exact counts of what was injected (for tests and the HIL suite).
 
-Frame faults act on the frames the node is about to send: ``drop`` and ``silent`` suppress them,
+Frame faults act on the frames the node is about to send: ``drop`` loses them (their rolling counter is used, so
+the receiver sees a gap), ``silent`` suppresses them (the sender skips them, no counter gap),
 ``freeze_counter`` repeats the last counter value, ``corrupt_checksum`` inverts the CRC byte, ``bus_off`` silences the
 whole node. Each is bounded by a frame ``count`` and/or a ``duration``. Vehicle faults (``clog``,
 ``stall_watchdog``) are applied to the physics by the node and counted as events.
@@ -42,6 +43,7 @@ class Fault:
 @dataclass(frozen=True)
 class FrameAction:
     send: bool = True
+    lost: bool = False  # ``drop``: the frame was built (its counter used) but lost, so the receiver sees a gap
     freeze: bool = False
     corrupt_checksum: bool = False
 
@@ -97,7 +99,7 @@ class FaultInjector:
             )
             if suppress is not None:
                 self._consume(suppress, name)
-                return FrameAction(send=False)
+                return FrameAction(send=False, lost=suppress.kind == "drop")
             freeze = next((f for f in self._faults if f.kind == "freeze_counter" and f.matches(name)), None)
             corrupt = next((f for f in self._faults if f.kind == "corrupt_checksum" and f.matches(name)), None)
             for fault in (freeze, corrupt):
