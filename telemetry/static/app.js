@@ -141,8 +141,16 @@ async function requestMode(target) {
   }
 }
 
+/* backfill the plots with the last minute from the REST history before the stream takes over */
+async function backfill() {
+  await Promise.all([...chartByKey.entries()].map(([key, chart]) =>
+    getJson(`/signals/${encodeURIComponent(key)}/history?max_points=600`)
+      .then((h) => { h.t.forEach((t, i) => chart.push(key, t, h.v[i])); chart.commit(h.t1); })
+      .catch(() => {})));
+}
+
 document.querySelectorAll(".buttons button").forEach((b) => b.addEventListener("click", () => requestMode(b.dataset.target)));
 $("token").value = sessionStorage.getItem("uniross-token") || "";
-connect();
+backfill().finally(connect);
 poll();
 setInterval(poll, 1000);
