@@ -37,7 +37,9 @@ def test_single_frame_roundtrip_and_dbc_layout() -> None:
     assert pgn_of(can_id) == DM1_PGN and can_id == DB.get_message_by_name("DM1").frame_id
     decoded = DB.decode_message(can_id, data, decode_choices=False)
     assert isinstance(decoded, dict)
-    assert int(decoded["DTC1_SPN_Low"]) + (int(decoded["DTC1_SPN_High"]) << 16) == 524287
+    low, high = decoded["DTC1_SPN_Low"], decoded["DTC1_SPN_High"]
+    assert isinstance(low, int) and isinstance(high, int)
+    assert low + (high << 16) == 524287
     assert (decoded["DTC1_FMI"], decoded["DTC1_OccurrenceCount"], decoded["DTC1_SPN_ConversionMethod"]) == (30, 126, 1)
     assert (decoded["AmberWarningLampStatus"], decoded["MalfunctionIndicatorLampStatus"]) == (1, 1)
     asm = Dm1Assembler()
