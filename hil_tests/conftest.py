@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+import socket
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -28,16 +29,21 @@ def bus_config_from_env(env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def bus_problem(config: Mapping[str, str], net_dir: Path = Path("/sys/class/net")) -> str | None:
-    """Why the configured bus cannot carry this suite, or None if it can."""
+def network_interfaces() -> set[str]:
+    """Interfaces of this process's network namespace (sysfs may show another namespace's)."""
+    return {name for _, name in socket.if_nameindex()}
+
+
+def bus_problem(config: Mapping[str, str], interfaces: Collection[str]) -> str | None:
+    """Why the configured bus cannot carry this suite (given the namespace's interfaces), or None if it can."""
     interface, channel = config["interface"], config["channel"]
-    if interface == "socketcan" and not (net_dir / channel).exists():
+    if interface == "socketcan" and channel not in interfaces:
         return (
             f"no network interface {channel!r}: run the suite through "
             "`python hil_tests/uml/run_in_guest.py -- ...` (see docs/hil.md)"
         )
     if interface == "udp_multicast":
-        others = sorted(p.name for p in net_dir.iterdir() if p.name != "lo")
+        others = sorted(set(interfaces) - {"lo"})
         if others:
             return (
                 f"refusing udp_multicast with network interfaces {others}: its datagrams could leave the "
@@ -68,7 +74,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def can_bus_config() -> dict[str, str]:
     """python-can's ``interface`` and ``channel`` of the bus under test."""
     config = bus_config_from_env(os.environ)
-    problem = bus_problem(config)
+    problem = bus_problem(config, network_interfaces())
     if problem:
         pytest.fail(problem, pytrace=False)
     return config

@@ -223,7 +223,7 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     _wait_until_dead(stragglers, timeout=2.0)
 
 
-def _is_running(pid: int) -> bool:
+def is_running(pid: int) -> bool:
     """False once ``pid`` is gone or a zombie (dead, only waiting for its new parent to reap it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -234,7 +234,7 @@ def _is_running(pid: int) -> bool:
 
 def _wait_until_dead(pids: Sequence[int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while any(_is_running(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(is_running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
