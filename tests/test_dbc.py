@@ -119,9 +119,9 @@ def _choices(message: str, signal: str) -> dict[int, str]:
 
 
 def test_value_tables_and_roles() -> None:
-    assert set(_choices("SSC_Equipment", "CabModeSelector").values()) >= {"OFF", "TRANSPORT", "SWEEPER", "SNOW", "REMOTE"}
-    assert _choices("SSC_Snow", "PloughPosition") == {0: "RAISED", 1: "LOWERED", 2: "FLOAT",
-                                                                  3: "NOT_AVAILABLE"}
+    selector = set(_choices("SSC_Equipment", "CabModeSelector").values())
+    assert selector >= {"OFF", "TRANSPORT", "SWEEPER", "SNOW", "REMOTE"}
+    assert _choices("SSC_Snow", "PloughPosition") == {0: "RAISED", 1: "LOWERED", 2: "FLOAT", 3: "NOT_AVAILABLE"}
     assert set(_choices("SSC_Status", "SscActiveMode").values()) >= {"TRANSPORT", "SWEEPER", "SNOW", "SAFE"}
     assert signal_role(DB.get_message_by_name("EEC1").get_signal_by_name("EngSpeed"), DB) == ROLE_VALUE
     assert signal_role(DB.get_message_by_name("SSC_Status").get_signal_by_name("InterlockFlags"), DB) == ROLE_RAW
