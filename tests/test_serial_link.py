@@ -104,7 +104,7 @@ def test_handshake_and_samples_arrive_as_contiguous_arrays(sim: FirmwareSimulato
     assert batches[0].channels == CHANNEL_NAMES and samples.dtype == np.float64 and samples.shape[0] == 4
     for row, name in enumerate(CHANNEL_NAMES):
         std = float(np.std(samples[row]))
-        assert abs(float(np.mean(samples[row])) - TRUTH[name]) < 0.2 * std + 1.0
+        assert abs(float(np.mean(samples[row])) - TRUTH[name]) < 0.3 * std + 1.0
         assert std > 0  # sensor noise is present
     counters = link.counters()
     assert counters["lost_frames"] == counters["crc_errors"] == counters["lost_samples"] == 0
@@ -124,7 +124,7 @@ def test_commands_ack_and_nak(sim: FirmwareSimulator, link: SerialLink) -> None:
 
 def test_command_retry_then_timeout(sim: FirmwareSimulator, link: SerialLink) -> None:
     sim.ignore_commands(2)
-    retried = link.send_command(CommandId.CLEAR_FAULTS, timeout=0.1, retries=2)
+    retried = link.send_command(CommandId.CLEAR_FAULTS, timeout=0.3, retries=2)
     assert retried.outcome is CommandOutcome.ACK and retried.attempts == 3
     assert sim.executed_commands.count((CommandId.CLEAR_FAULTS, b"")) == 1
     sim.ignore_commands(3)
@@ -138,6 +138,7 @@ def test_command_retry_then_timeout(sim: FirmwareSimulator, link: SerialLink) ->
 def test_stall_gives_link_lost_then_link_up_and_a_flagged_gap(sim: FirmwareSimulator, link: SerialLink) -> None:
     col = Collector(link)
     col.wait_batches(2)
+    mark = len(col.batches)
     before = link.counters()
     sim.stall(0.6)
     wait_until(lambda: col.link_events(LinkEventKind.LINK_LOST))
@@ -146,9 +147,9 @@ def test_stall_gives_link_lost_then_link_up_and_a_flagged_gap(sim: FirmwareSimul
     assert len(col.link_events(LinkEventKind.LINK_UP)) == 1
     wait_until(lambda: len(col.link_events(LinkEventKind.LINK_UP)) == 2)
     assert link.is_alive()
-    after_stall = col.wait_batches(3)
-    gaps = [b for b in after_stall if b.gap_before]
-    assert len(gaps) == 1
+    col.wait_batches(3)
+    since = col.batches[mark:]
+    assert sum(b.gap_before for b in since) == 1  # exactly the first batch after the stall
     after = link.counters()
     assert after["lost_samples"] - before["lost_samples"] == sim.injected()["stall_lost_samples"] > 0
     assert after["lost_frames"] == before["lost_frames"]  # a hung firmware sends nothing: no sequence gap
@@ -173,6 +174,7 @@ def test_counters_match_injected_faults_exactly(sim: FirmwareSimulator, link: Se
     assert end["lost_samples"] - mid["lost_samples"] == injected["corrupted_samples"]
     flagged = sum(b.gap_before for b in col.batches)
     assert flagged == end["sample_gaps"] - base["sample_gaps"] > 0
+    assert end["internal_errors"] == 0 and end["cobs_errors"] == base["cobs_errors"]
 
 
 def test_noise_between_frames_is_discarded_without_losing_frames(sim: FirmwareSimulator, link: SerialLink) -> None:
@@ -205,6 +207,7 @@ def test_firmware_log_and_fault_records_become_events(sim: FirmwareSimulator, li
 def test_reconnect_after_device_disappears(sim: FirmwareSimulator, link: SerialLink) -> None:
     col = Collector(link)
     col.wait_batches(1)
+    mark = len(col.batches)
     sim.unplug()
     wait_until(lambda: col.link_events(LinkEventKind.LINK_LOST))
     assert "device disconnected" in col.link_events(LinkEventKind.LINK_LOST)[0].reason
@@ -213,8 +216,9 @@ def test_reconnect_after_device_disappears(sim: FirmwareSimulator, link: SerialL
     sim.replug()
     wait_until(lambda: len(col.link_events(LinkEventKind.LINK_UP)) == 2)
     assert link.counters()["reconnects"] == 1
-    resumed = col.wait_batches(2)
-    assert resumed[0].gap_before  # samples produced while unplugged are lost, never stitched
+    col.wait_batches(2)
+    gaps = [b for b in col.batches[mark:] if b.gap_before]
+    assert len(gaps) == 1  # samples produced while unplugged are lost, never stitched
     assert link.send_command(CommandId.PING).ok
 
 
@@ -282,3 +286,14 @@ def test_bad_url_raises_and_close_leaves_no_thread() -> None:
     wait_until(lambda: link.counters()["tx_frames"] > 0)
     link.close()
     assert not any(t.name.startswith("serial-link") for t in threading.enumerate())
+
+
+def test_failing_truth_gives_invalid_samples_not_a_dead_firmware() -> None:
+    def broken() -> dict[str, float]:
+        raise RuntimeError("physics crashed")
+
+    with FirmwareSimulator("pty", truth=broken) as sim, open_link(sim.link_url) as link:
+        wait_until(link.is_alive)
+        batches = Collector(link).wait_batches(3)
+        assert all(np.isnan(b.samples).all() for b in batches)
+        assert sim.stats()["truth_errors"] >= 3 and link.counters()["internal_errors"] == 0

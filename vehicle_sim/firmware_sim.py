@@ -154,6 +154,7 @@ class FirmwareSimulator:
                 "rx_malformed",
                 "tx_dropped_bytes",
                 "commands_replayed",
+                "truth_errors",
             ),
             0,
         )
@@ -294,7 +295,11 @@ class FirmwareSimulator:
                 self._send(item)
 
     def _truth_block(self) -> np.ndarray:
-        values = self._truth()
+        try:
+            values = self._truth()
+        except Exception:  # the vehicle model failed: send invalid samples, keep the firmware running
+            self._bump(self._stats, "truth_errors")
+            values = {}
         cur = np.array([float(values.get(spec.name, math.nan)) for spec in CHANNELS])
         prev = cur if self._prev_truth is None else self._prev_truth
         self._prev_truth = cur

@@ -11,6 +11,7 @@ waits, for at most ``timeout * (retries + 1)``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from .receiver import (
 )
 
 READ_SIZE = 4096
+log = logging.getLogger(__name__)
 _PORT_ERRORS = (serial.SerialException, OSError)
 
 
@@ -134,6 +136,7 @@ class SerialLink:
                 "cmd_naks",
                 "cmd_timeouts",
                 "unmatched_replies",
+                "internal_errors",
             ),
             0,
         )
@@ -250,9 +253,13 @@ class SerialLink:
                 self._lose_port(f"device disconnected: {exc}")
                 continue
             now = self._clock()
-            if data:
-                self._on_bytes(data, now)
-            self._service(now)
+            try:
+                if data:
+                    self._on_bytes(data, now)
+                self._service(now)
+            except Exception:  # a bug must not silently kill the reader: count it, log it, keep the link running
+                self._count("internal_errors")
+                log.exception("serial link %s: unexpected error in the reader thread", self.url)
 
     def _open(self) -> bool:
         try:
