@@ -196,6 +196,7 @@ class Health(_View):
 
 
 class Liveness(BaseModel):
+    now: float = Field(description="Service clock (s): lets a client align its clock cheaply")
     alive: bool
     loop_thread_alive: bool
 

@@ -38,9 +38,9 @@ class ApiSettings(BaseSettings):
     engineer_token_hashes: HashList = Field(default_factory=list)
     operator_token_hashes: HashList = Field(default_factory=list)
     read_requires_auth: bool = False
-    ws_queue_size: int = Field(8, ge=1, le=1024, description="Messages buffered per WebSocket client")
-    ws_default_rate_hz: float = Field(10.0, ge=1.0, le=50.0)
-    audit_limit_max: int = Field(1000, ge=1)
+    ws_queue_size: int = Field(default=8, ge=1, le=1024, description="Messages buffered per WebSocket client")
+    ws_default_rate_hz: float = Field(default=10.0, ge=1.0, le=50.0)
+    audit_limit_max: int = Field(default=1000, ge=1)
     metric_signals: tuple[str, ...] = DEFAULT_METRIC_SIGNALS
 
     @field_validator("engineer_token_hashes", "operator_token_hashes", mode="before")

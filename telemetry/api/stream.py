@@ -35,8 +35,9 @@ MIN_RATE_HZ = 1.0
 MAX_RATE_HZ = 50.0
 MAX_PATTERNS = 256
 IDLE_PERIOD_S = 0.5
+_DUMPS = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
-Update = list[Any]  # [t, value, valid]
+Fragment = str  # pre-encoded JSON member '"key":[t,value,valid]', encoded once per change for all clients
 
 
 def _json_value(value: object) -> object:
@@ -62,7 +63,7 @@ class Client:
     patterns: tuple[str, ...] = ()
     rate_hz: float = 10.0
     next_due: float = 0.0
-    pending: dict[str, Update] = field(default_factory=dict)
+    pending: dict[str, Fragment] = field(default_factory=dict)
     dropped: int = 0
     dropped_total: int = 0
     sent: int = 0
@@ -104,7 +105,7 @@ class StreamHub:
         self._queue_size = queue_size
         self._default_rate = default_rate_hz
         self._clients: set[Client] = set()
-        self._latest: dict[str, Update] = {}
+        self._latest: dict[str, Fragment] = {}
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -156,22 +157,24 @@ class StreamHub:
         return self._service.changes_since(self._seq), self._service.now()
 
     def _fan_out(self, updates: Iterable[SignalUpdate], now: float, mono: float) -> None:
-        changed: list[tuple[str, Update]] = []
+        changed: list[tuple[str, Fragment]] = []
         for u in updates:
-            entry: Update = [u.t, _json_value(u.value), bool(u.valid)]
+            entry = _DUMPS({u.key: [_json_value(float(u.t)), _json_value(u.value), bool(u.valid)]})[1:-1]
             self._latest[u.key] = entry
             changed.append((u.key, entry))
+        tolerance = 0.5 * self._period()  # a tick a little early still counts, else the client loses a period
         for client in self._clients:
             if not client.patterns:
                 continue
             for key, entry in changed:
                 if client.matches(key):
                     client.pending[key] = entry
-            if mono >= client.next_due:
+            if mono + tolerance >= client.next_due:
                 # keep a steady cadence, but never try to catch up after a stall
                 client.next_due = max(client.next_due + 1.0 / client.rate_hz, mono + 0.5 / client.rate_hz)
                 if client.pending:
-                    client.offer({"type": "update", "t": now, "seq": self._seq, "updates": client.pending})
+                    body = ",".join(client.pending.values())
+                    client.offer({"type": "update", "t": now, "seq": self._seq, "updates": body})
                     client.pending = {}
 
     # ---- per connection ---------------------------------------------------------------------------------
@@ -221,7 +224,12 @@ class StreamHub:
         while True:
             message = await client.queue.get()
             if message["type"] == "update":
-                message["dropped"] = client.dropped
+                text = (
+                    f'{{"type":"update","t":{_DUMPS(message["t"])},"seq":{message["seq"]},'
+                    f'"updates":{{{message["updates"]}}},"dropped":{client.dropped}}}'
+                )
                 client.dropped = 0
-            await websocket.send_text(json.dumps(message, separators=(",", ":")))
+            else:
+                text = _DUMPS(message)
+            await websocket.send_text(text)
             client.sent += 1

@@ -25,7 +25,7 @@ def get_health(service: Service, _: Reader) -> Health:
     summary="Liveness: process and control loop thread",
 )
 def healthz(service: Service) -> Liveness | JSONResponse:
-    body = Liveness(alive=True, loop_thread_alive=service.alive())
+    body = Liveness(now=service.now(), alive=True, loop_thread_alive=service.alive())
     if not body.loop_thread_alive:
         return JSONResponse(status_code=503, content=body.model_dump())
     return body
