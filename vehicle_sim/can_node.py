@@ -26,6 +26,8 @@ from cantools.database.can import Database, Message
 from firmware_bridge.can_bus import BusConfig, dbc_filters, open_bus
 from firmware_bridge.checksum import CHECKSUM_BYTE, message_checksum
 from firmware_bridge.dbc_database import MessageInfo, all_message_info, default_database
+from firmware_bridge.dm1 import Dm1Lamps, encode_dm1
+from firmware_bridge.dm1 import Dtc as Dm1Dtc
 from firmware_bridge.j1939 import pgn_of, source_address
 from firmware_bridge.packer import CanPacker
 from vehicle_sim.faults import ALL, FRAME_FAULTS, FaultInjector, FaultSpecError
@@ -60,45 +62,13 @@ def node_addresses(db: Database) -> dict[str, int]:
     return out
 
 
-def dm1_frames(db: Database, packer: CanPacker, lamps: dict[str, int], dtcs: list[Dtc]) -> list[can.Message]:
-    """The frames of one DM1 transmission.
-
-    Uses `firmware_bridge.dm1.encode_dm1` once that module exists (single frame or BAM); until then a
-    single-frame DM1 carrying only the first DTC (a stop-gap: no BAM encoder is written here).
-    """
-    try:
-        from firmware_bridge.dm1 import encode_dm1  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return [_dm1_single_frame_fallback(packer, lamps, dtcs)]
-    frames = encode_dm1(lamps, [(d.spn, d.fmi, d.occurrence) for d in dtcs])
+def dm1_frames(dtcs: list[Dtc], source_address: int) -> list[can.Message]:
+    """The frames of one DM1 transmission (`firmware_bridge.dm1.encode_dm1`: single frame for at most one DTC,
+    else BAM TP.CM + TP.DT); the amber warning lamp is on while any DTC is active."""
+    lamps = Dm1Lamps(amber_warning=1 if dtcs else 0)
+    codes = [Dm1Dtc(d.spn, d.fmi, d.occurrence) for d in dtcs]
+    frames = encode_dm1(lamps, codes, source_address=source_address)
     return [can.Message(arbitration_id=can_id, is_extended_id=True, data=data) for can_id, data in frames]
-
-
-def _dm1_single_frame_fallback(packer: CanPacker, lamps: dict[str, int], dtcs: list[Dtc]) -> can.Message:
-    values: Values = dict(lamps)
-    if dtcs:
-        first = dtcs[0]
-        values.update(
-            DTC1_SPN_Low=first.spn & 0xFFFF,
-            DTC1_SPN_High=(first.spn >> 16) & 0x7,
-            DTC1_FMI=first.fmi,
-            DTC1_OccurrenceCount=first.occurrence,
-        )
-    return packer.make_message(DM1_NAME, values)
-
-
-def dm1_lamps(dtcs: list[Dtc]) -> dict[str, int]:
-    """Amber warning lamp on while any DTC is active (2-bit J1939 lamp states)."""
-    return {
-        "ProtectLampStatus": 0,
-        "AmberWarningLampStatus": 1 if dtcs else 0,
-        "RedStopLampStatus": 0,
-        "MalfunctionIndicatorLampStatus": 0,
-        "FlashProtectLamp": 3,
-        "FlashAmberWarningLamp": 3,
-        "FlashRedStopLamp": 3,
-        "FlashMalfuncIndicatorLamp": 3,
-    }
 
 
 @dataclass(order=True)
@@ -135,6 +105,7 @@ class SimulatedVehicle:
         self.bam_packet_gap = bam_packet_gap
         self._info: dict[str, MessageInfo] = all_message_info(self.db)
         addresses = node_addresses(self.db)
+        self._addresses = addresses
         self._obc_address = addresses.get(OBC_NODE, 0x27)
         self._packers = {node: CanPacker(self.db, sa) for node, sa in addresses.items()}
         self._owns_bus = isinstance(bus_or_config, BusConfig)
@@ -367,7 +338,7 @@ class SimulatedVehicle:
         with self.physics.lock:
             dtcs = list(self.physics.inputs.dtcs)
         node = self._info[DM1_NAME].message.senders[0]
-        frames = dm1_frames(self.db, self._packers[node], dm1_lamps(dtcs), dtcs)
+        frames = dm1_frames(dtcs, self._addresses.get(node, 0x00))
         first, rest = frames[0], frames[1:]
         self._send_dm1_frame(first, now)
         for k, frame in enumerate(rest, start=1):
