@@ -10,16 +10,15 @@ from __future__ import annotations
 import os
 import platform
 import socket
-from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
+from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-from hil_tests.harness import ManagedProcess
+from hil_tests.harness import ManagedProcess, SpawnFn
 
 DEFAULT_INTERFACE = "socketcan"
 DEFAULT_CHANNEL = "vcan0"
-SpawnFn = Callable[..., ManagedProcess]
 
 
 def bus_config_from_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -86,8 +85,17 @@ def spawn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SpawnFn]:
     started: list[ManagedProcess] = []
     request.node.hil_processes = started
 
-    def start(argv: Sequence[str], name: str, env: Mapping[str, str] | None = None, **kwargs: object) -> ManagedProcess:
-        proc = ManagedProcess(argv, env=env, name=name, log_path=tmp_path / f"{name}.log", **kwargs)  # type: ignore[arg-type]
+    def start(
+        argv: Sequence[str],
+        name: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        cwd: Path | str | None = None,
+        inherit_env: bool = True,
+    ) -> ManagedProcess:
+        proc = ManagedProcess(
+            argv, env=env, name=name, log_path=tmp_path / f"{name}.log", cwd=cwd, inherit_env=inherit_env
+        )
         started.append(proc)
         return proc.start()
 

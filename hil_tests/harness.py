@@ -215,6 +215,10 @@ class ManagedProcess:
 _LIVE: set[ManagedProcess] = set()
 
 
+SpawnFn = Callable[..., ManagedProcess]
+"""Type of the ``spawn`` fixture: ``spawn(argv, name, env=None, *, cwd=None, inherit_env=True)``."""
+
+
 @atexit.register
 def stop_all() -> None:
     """Stop every process still registered (atexit, and fixture finalizers)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import can
 import pytest
 
-from hil_tests.conftest import SpawnFn
+from hil_tests.harness import SpawnFn
 
 pytestmark = pytest.mark.hil
 
