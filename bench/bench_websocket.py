@@ -40,6 +40,7 @@ class ClientStats:
     messages: int = 0
     dropped: int = 0
     latencies: list[float] = field(default_factory=list)
+    fanout: list[float] = field(default_factory=list)
 
 
 def free_port() -> int:
@@ -119,6 +120,7 @@ async def client(url: str, rate_hz: float, stop_at: float, offset: float, stats:
             stats.dropped += msg["dropped"]
             newest = max(v[0] for v in msg["updates"].values())
             stats.latencies.append(received - newest)
+            stats.fanout.append(received - msg["t"])
 
 
 async def run_clients(url: str, n: int, rate_hz: float, duration: float, offset: float) -> list[ClientStats]:
@@ -147,6 +149,9 @@ def bench(url: str, n: int, rate_hz: float, duration: float, baseline_s: float) 
           f"{per_client.min():.2f} msg/s  ->  ratio to requested {np.median(per_client) / rate_hz:.3f}")
     print(f"dropped messages: {sum(s.dropped for s in stats)}; clients that got nothing: "
           f"{sum(1 for s in stats if s.messages == 0)}")
+    fan = np.concatenate([np.asarray(s.fanout) for s in stats]) * 1e3
+    if fan.size:
+        print(f"latency fan-out->client: p50 {np.percentile(fan, 50):.1f} ms, p99 {np.percentile(fan, 99):.1f} ms")
     if lat.size:
         print(f"latency sample->client: p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, "
               f"max {lat.max():.1f} ms ({lat.size} messages)")

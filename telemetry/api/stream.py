@@ -139,8 +139,8 @@ class StreamHub:
 
     async def _produce(self) -> None:
         loop = asyncio.get_running_loop()
+        next_tick = loop.time()
         while True:
-            started = loop.time()
             try:
                 batch, now = await asyncio.to_thread(self._poll)
                 self._seq = batch.seq
@@ -149,7 +149,10 @@ class StreamHub:
                 self.producer_errors += 1
                 log.exception("stream producer: service call failed")
             self._wake.clear()
-            delay = max(0.0, self._period() - (loop.time() - started))
+            # absolute tick times: a busy event loop delays a tick but does not slow the cadence
+            period, now_mono = self._period(), loop.time()
+            next_tick = min(max(next_tick + period, now_mono - period), now_mono + period)
+            delay = max(0.0, next_tick - loop.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
