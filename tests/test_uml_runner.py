@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -269,3 +270,27 @@ def test_xstate_shim_builds_once_and_loads(tmp_path: Path) -> None:
     assert rig.build_xstate_shim(tmp_path) == shim and shim.stat().st_mtime_ns == built_at
     done = subprocess.run(["true"], env={**os.environ, "LD_PRELOAD": str(shim)}, capture_output=True, check=False)
     assert done.returncode == 0 and b"cannot be preloaded" not in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def test_cli_direct_mode_returns_the_status_and_marks_the_runner(tmp_path: Path) -> None:
+    out = tmp_path / "env.txt"
+    script = f'echo "$UNIROSS_HIL_RUNNER $EXTRA $(pwd)" > {out}; exit 4'
+    handlers = {sig: signal.getsignal(sig) for sig in rig._STOP_SIGNALS}
+    status = rig.main(["--mode", "direct", "--cwd", str(tmp_path), "--env", "EXTRA=x y", "--", "sh", "-c", script])
+    assert status == 4
+    assert out.read_text().split() == ["direct", "x", "y", str(tmp_path)]
+    assert {sig: signal.getsignal(sig) for sig in rig._STOP_SIGNALS} == handlers
+
+
+def test_cli_direct_mode_timeout_is_124(tmp_path: Path) -> None:
+    started = time.monotonic()
+    assert rig.main(["--mode", "direct", "--timeout", "0.5", "--", "sleep", "30"]) == rig.EXIT_TIMEOUT
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("argv", [[], ["--"], ["--env", "NOEQUALS", "--", "true"], ["--env", "1X=y", "--", "true"]])
+def test_cli_usage_errors(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        rig.main(argv)
+    assert exit_info.value.code == 2

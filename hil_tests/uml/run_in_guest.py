@@ -431,11 +431,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except argparse.ArgumentTypeError as exc:
         build_parser().error(str(exc))
     cwd = args.cwd.resolve()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _raise_interrupted)
+    previous = {signum: signal.signal(signum, _raise_interrupted) for signum in _STOP_SIGNALS}
+    try:
+        return _run(args, command, cwd, extra_env)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _run(args: argparse.Namespace, command: Sequence[str], cwd: Path, extra_env: Mapping[str, str]) -> int:
     try:
         if args.mode == "direct" or (args.mode == "auto" and host_has_vcan()):
-            note(f"host kernel has {VCAN_CHANNEL}: running directly")
+            note(f"running directly on the host ({VCAN_CHANNEL} available or --mode direct)")
             return run_direct(command, cwd, extra_env, args.timeout)
         note("host kernel has no vcan: booting a User-Mode Linux guest")
         result = run_guest(command, cwd, extra_env, args.timeout, args.kernel, args.mem)
