@@ -68,7 +68,9 @@ function renderMode(m) {
   badge.textContent = m.state; badge.dataset.state = m.state;
   $("cab-selector").textContent = m.cab_selector;
   $("mode-step").textContent = m.transition_step ? `step: ${m.transition_step}` : "";
-  $("interlocks").innerHTML = m.interlocks.map((i) =>
+  const byName = new Map();  // one light per interlock; a failing evaluation wins over a passing one
+  for (const i of m.interlocks) if (!byName.has(i.name) || !i.ok) byName.set(i.name, i);
+  $("interlocks").innerHTML = [...byName.values()].map((i) =>
     `<li class="${i.ok ? "ok" : "bad"}" data-interlock="${esc(i.name)}" title="${esc(i.name)}">${esc(i.text)}</li>`).join("");
 }
 
