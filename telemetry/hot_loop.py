@@ -240,13 +240,23 @@ class HotLoop:
             self._counters["empty_message"] += 1
             return
         keys = self._message_keys.setdefault(msg_name, [])
+        present_masks: Mapping[str, Any] = getattr(msg, "present", None) or {}
+        if self._message_valid.get(msg_name, valid) != valid:  # also the keys this batch does not carry (mux pages)
+            for key in keys:
+                self.store.set_valid(key, valid)
         for sig in msg.signals:
             key = f"{msg_name}.{sig}"
             values = np.asarray(msg.physical(sig), dtype=np.float64)
             if values.shape != ts.shape:
                 self._counters["bad_shape"] += 1
                 continue
-            if self.store.append(key, ts, values, valid=valid) and key not in keys:
+            sig_ts = ts
+            present = present_masks.get(sig)
+            if present is not None:  # multiplexed: only the frames that carried this signal's page
+                sig_ts, values = ts[present], values[present]
+                if sig_ts.size == 0:
+                    continue
+            if self.store.append(key, sig_ts, values, valid=valid) and key not in keys:
                 keys.append(key)
         self._message_valid[msg_name] = valid
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from firmware_bridge.dbc_database import DEFAULT_DBC
+from telemetry.api.settings import ApiSettings
 
 CONFIG_ENV = "UNIROSS_CONFIG"
 
@@ -28,23 +29,20 @@ class BusSettings(BaseModel):
 
 
 class SerialSettings(BaseModel):
-    url: str | None = Field(None, description="pyserial URL or device of the SSC firmware link; None = no link")
+    url: str | None = Field(default=None, description="pyserial URL or device of the SSC firmware link; None = no link")
     baudrate: int = 921600
     link_timeout_s: float = 0.25
-    required: bool = Field(True, description="a lost link is a stale safety-relevant input (-> SAFE)")
+    required: bool = Field(default=True, description="a lost link is a stale safety-relevant input (-> SAFE)")
 
 
-class ApiServerSettings(BaseModel):
+class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
-    engineer_token_hashes: list[str] = Field(default_factory=list)
-    operator_token_hashes: list[str] = Field(default_factory=list)
-    read_requires_auth: bool = False
 
 
 class SimSettings(BaseModel):
-    embedded: bool = Field(False, description="run the simulated vehicle inside the service (demo)")
-    scenario: str = "demo"
+    embedded: bool = Field(default=False, description="run the simulated vehicle inside the service (demo)")
+    scenario: str = "remote"
     control_port: int | None = None
 
 
@@ -57,7 +55,8 @@ class ServiceSettings(BaseSettings):
     history_depth: int = Field(6000, ge=10, description="ring-buffer samples kept per signal")
     bus: BusSettings = Field(default_factory=BusSettings)
     serial: SerialSettings = Field(default_factory=SerialSettings)
-    api: ApiServerSettings = Field(default_factory=ApiServerSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
 
     @classmethod
