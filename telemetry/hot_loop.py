@@ -8,8 +8,10 @@ shape mismatches, NaNs, unknown channels, index jumps and internal errors are co
 Inputs are duck-typed (:class:`SampleBatchLike`, :class:`DecodedBatchLike`) so that this module does not depend
 on ``firmware_bridge``.
 
-Serial sample times: sample ``i`` of an N-sample batch is stamped ``host_time - (N - 1 - i) / fs`` (the batch is
-taken to end at its reception time), shifted forward if needed so that time never runs backwards. The filtered
+Serial sample times: sample index ``k`` is stamped ``k / fs + offset``, the offset being the smallest
+``host_time - last_index / fs`` seen (the least transport delay; it may creep up by ``CLOCK_DRIFT_ALLOWANCE`` of
+elapsed time to follow the firmware's clock drift), so stamps never lie in the future and keep the firmware's
+sample spacing; shifted forward if needed so that time never runs backwards. The filtered
 value stored for a sample is the causal filter output at that time (it includes the Hampel delay of ``k``
 samples and the Butterworth group delay). After a gap a NaN point is stored just before the first new sample of
 every serial key so that plots break instead of joining the two segments.
@@ -37,6 +39,9 @@ from telemetry.filters import ChannelFilters, ChannelResult, FilterBankConfig
 from telemetry.loop_timing import LoopTimer
 from telemetry.ring_buffer import FloatArray
 from telemetry.signal_store import SignalStore
+
+#: how fast the sample-time offset may grow (s per s): covers a firmware clock up to 100 ppm slow
+CLOCK_DRIFT_ALLOWANCE = 1e-4
 
 
 class SampleBatchLike(Protocol):
@@ -111,6 +116,9 @@ class HotLoop:
         self._hopper = HopperTrend(cfg.diagnostics)
         self._expected_index: int | None = None
         self._last_sample_time = -math.inf
+        self._time_offset: float | None = None
+        self._offset_index = 0
+        self._offset_host_time = 0.0
         self._message_valid: dict[str, bool] = {}
         self._message_keys: dict[str, list[str]] = {}
         self._counters: Counter[str] = Counter()
@@ -161,7 +169,7 @@ class HotLoop:
 
         results = self._filters.process(samples, first, restart)
         fs = self.config.filters.sample_rate_hz
-        times = float(batch.host_time) - (n - 1 - np.arange(n)) / fs
+        times = self._sample_times(first, n, float(batch.host_time), fs)
         if times[0] <= self._last_sample_time:
             c["time_shifted"] += 1
             times += self._last_sample_time + 1.0 / fs - times[0]
@@ -208,6 +216,20 @@ class HotLoop:
         self._append_block(self._diag_keys, t, np.vstack([out.series[n] for n in SUCTION_SERIES_UNITS]), True, brk)
         for fault, value in out.fault_inputs.items():
             self.faults.update(fault, value, now)
+
+    def _sample_times(self, first: int, n: int, host_time: float, fs: float) -> np.ndarray:
+        """Host times of samples ``first .. first+n-1``: ``index / fs + offset``, where the offset tracks the
+        smallest transport delay seen (a batch can only arrive after its last sample was taken), so stamps never
+        lie in the future; it may grow by ``CLOCK_DRIFT_ALLOWANCE`` of elapsed time to follow firmware clock drift."""
+        last_index = first + n - 1
+        candidate = host_time - last_index / fs
+        prev = self._time_offset
+        if prev is None or first < self._offset_index:  # first batch, or the firmware counter restarted
+            offset = candidate
+        else:
+            offset = min(prev + CLOCK_DRIFT_ALLOWANCE * max(0.0, host_time - self._offset_host_time), candidate)
+        self._time_offset, self._offset_index, self._offset_host_time = offset, first, host_time
+        return (first + np.arange(n)) / fs + offset
 
     # ---- CAN ---------------------------------------------------------------------------------------------
     def process_can(

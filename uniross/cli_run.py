@@ -66,7 +66,8 @@ def run(
     service, app = build_app(settings)
     url = f"http://{settings.server.host}:{settings.server.port}/"
     server = uvicorn.Server(uvicorn.Config(app, host=settings.server.host, port=settings.server.port,
-                                           log_level="warning", ws_ping_interval=None))
+                                           log_level="warning", ws="websockets-sansio",
+                                           ws_ping_interval=None))
     with service:
         typer.echo(f"UniROSS service on {service.bus_config.resolve()} — dashboard {url}")
         if demo_token:

@@ -35,6 +35,8 @@ from uniross.service import Service
 
 #: /readyz: the loop is "within budget" while its p99 cycle time is under this share of the period
 READY_P99_SHARE = 0.8
+_BUS_ERROR_COUNTERS = ("error_frames", "bus_errors", "bus_off", "reopens", "reopen_failures", "overrun_frames",
+                       "tx_errors")
 _WORKING_TARGETS = {"TRANSPORT": Mode.TRANSPORT, "SWEEPER": Mode.SWEEPER, "SNOW": Mode.SNOW}
 
 
@@ -153,7 +155,9 @@ class ServiceView:
         svc = self.service
         now = self.now()
         reader = svc.reader.counters()
-        errors = {k: int(v) for k, v in reader.items() if isinstance(v, int) and k != "frames"}
+        errors = {k: int(reader.get(k, 0)) for k in _BUS_ERROR_COUNTERS}
+        errors.update({f"reason:{k}": int(v) for k, v in dict(reader.get("errors_by_reason", {})).items()})
+        errors.update(self.pipeline.checks.error_counts)
         messages = [
             MessageHealth(name=name, valid=s.valid, timed_out=s.timed_out, counter_ok=s.counter_ok,
                           checksum_ok=s.checksum_ok,
