@@ -80,6 +80,19 @@ class FrameBatch:
             is_error=np.fromiter((m.is_error_frame for m in messages), dtype=bool, count=n),
         )
 
+    def to_messages(self) -> list[can.Message]:
+        """python-can messages again (for log writers); off the hot path."""
+        return [
+            can.Message(
+                timestamp=float(t), arbitration_id=int(i), is_extended_id=bool(x), data=bytes(row[:n]),
+                is_fd=n > CLASSIC_WIDTH, is_remote_frame=bool(r), is_error_frame=bool(e), dlc=int(n),
+            )
+            for t, i, x, row, n, r, e in zip(
+                self.timestamp, self.arbitration_id, self.is_extended, self.data, self.dlc, self.is_remote,
+                self.is_error, strict=True,
+            )
+        ]
+
     def select(self, mask: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> FrameBatch:
         return FrameBatch(
             timestamp=self.timestamp[mask],

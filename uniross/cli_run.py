@@ -6,6 +6,7 @@ import logging
 import secrets
 import threading
 import webbrowser
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -39,6 +40,10 @@ def run(
     port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
     open_browser: Annotated[bool, typer.Option("--open", help="open the dashboard in a browser")] = False,
     sim_control_port: Annotated[int | None, typer.Option(help="HTTP control port of the embedded simulator")] = None,
+    record: Annotated[Path | None, typer.Option(help="record the raw bus (.blf .asc .log .csv .db .mf4)")] = None,
+    record_max_bytes: Annotated[int, typer.Option(help="rotate the recording at this size (0: never)")] = 0,
+    replay: Annotated[Path | None, typer.Option(help="replay this recording through the live service")] = None,
+    speed: Annotated[float, typer.Option(help="replay speed (1.0 = real time)")] = 1.0,
 ) -> None:
     """Run the service: CAN + serial link -> hot loop -> store -> modes, REST/WebSocket/metrics and dashboard."""
     from telemetry.api.settings import hash_token
@@ -50,6 +55,10 @@ def run(
     settings = load_settings(config, **overrides)
     if serial is not None:
         settings.serial.url = serial
+    if record is not None:
+        settings.record, settings.record_max_bytes, settings.dbc_filters = record, record_max_bytes, False
+    if replay is not None:
+        settings.replay, settings.replay_speed = replay, speed
     if sim:
         settings.sim.embedded = True
     if sim_control_port is not None:
@@ -69,7 +78,8 @@ def run(
                                            log_level="warning", ws="websockets-sansio",
                                            ws_ping_interval=None))
     with service:
-        typer.echo(f"UniROSS service on {service.bus_config.resolve()} — dashboard {url}")
+        source = f"replay of {settings.replay}" if settings.replay else str(service.bus_config.resolve())
+        typer.echo(f"UniROSS service on {source} — dashboard {url}")
         if demo_token:
             typer.echo(f"demo engineer token (enter it in the dashboard to command modes): {demo_token}")
         if open_browser:

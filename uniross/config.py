@@ -58,6 +58,12 @@ class ServiceSettings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
+    dbc_filters: bool = Field(default=True, description="kernel-side CAN id filters from the DBC")
+    record: Path | None = Field(default=None, description="record the raw bus here (.blf .asc .log .csv .db .mf4)")
+    record_max_bytes: int = 0
+    record_max_seconds: float = 0.0
+    replay: Path | None = Field(default=None, description="feed this recording instead of a bus (paced)")
+    replay_speed: float = Field(default=1.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

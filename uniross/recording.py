@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, Generic, TypeVar
 import can
 import numpy as np
 
+from firmware_bridge.frame_batch import FrameBatch
 from firmware_bridge.serial_link.receiver import SampleBatch
 from uniross.log_reader import LogFormatError, log_suffix
 
@@ -294,7 +295,7 @@ class _QueuedWriter(Generic[T]):
             log.error("recorder thread did not finish within %.1f s", timeout)
 
 
-class Recorder(_QueuedWriter[Sequence[can.Message]]):
+class Recorder(_QueuedWriter[Sequence[can.Message] | FrameBatch]):
     """Raw CAN frames to a (rotating) log file from any thread without blocking it.
 
     ``counters()``: ``submitted_*``, ``written_*``, ``dropped_*`` (batches and frames = items), ``write_errors``,
@@ -313,6 +314,12 @@ class Recorder(_QueuedWriter[Sequence[can.Message]]):
             return True
         return self._submit(list(msgs))
 
+    def submit_batch(self, batch: FrameBatch) -> bool:
+        """Queue a FrameBatch (the service's path): turned back into messages in the writer thread."""
+        if len(batch) == 0:
+            return True
+        return self._submit(batch)
+
     @property
     def files(self) -> list[Path]:
         return list(self._log.files)
@@ -322,11 +329,11 @@ class Recorder(_QueuedWriter[Sequence[can.Message]]):
         out["files"] = len(self._log.files)
         return out
 
-    def _size(self, item: Sequence[can.Message]) -> int:
+    def _size(self, item: Sequence[can.Message] | FrameBatch) -> int:
         return len(item)
 
-    def _write(self, item: Sequence[can.Message]) -> None:
-        self._log.write(item)
+    def _write(self, item: Sequence[can.Message] | FrameBatch) -> None:
+        self._log.write(item.to_messages() if isinstance(item, FrameBatch) else item)
 
     def _finish(self) -> None:
         self._log.close()

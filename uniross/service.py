@@ -30,6 +30,7 @@ from firmware_bridge.dbc_database import load_database
 from firmware_bridge.serial_link import SerialLink
 from uniross.config import ServiceSettings
 from uniross.pipeline import Pipeline, PipelineConfig
+from uniross.recording import Recorder
 
 log = logging.getLogger("uniross.service")
 
@@ -48,8 +49,19 @@ class Service:
         if settings.sim.embedded and "interface" not in bus:
             bus.update(interface="virtual", channel=f"uniross-{uuid.uuid4().hex[:8]}")
         self.bus_config = BusConfig(**bus)
-        self.reader = CanReader(self.bus_config, dbc_filters(self.db))
+        self.reader: Any
+        if settings.replay is not None:
+            from uniross.replay_feed import ReplayFeed
+
+            self.reader = ReplayFeed(settings.replay, settings.replay_speed)
+            self.clock = clock = self.reader.clock
+        else:
+            self.reader = CanReader(self.bus_config, dbc_filters(self.db) if settings.dbc_filters else None)
         self.gate = CommandGate(self.reader, self.db, settings.source_address)
+        self.recorder: Recorder | None = None
+        if settings.record is not None:
+            self.recorder = Recorder(settings.record, max_bytes=settings.record_max_bytes,
+                                     max_seconds=settings.record_max_seconds)
         serial_url = settings.serial.url
         if settings.sim.embedded:
             serial_url = self._start_embedded_sim(serial_url)
@@ -119,6 +131,8 @@ class Service:
         if self.link is not None:
             self.link.close()
         self.reader.close()
+        if self.recorder is not None:
+            self.recorder.close()
         if self._sim_thread is not None:
             self._sim_stop.set()
             self._sim_thread.join(timeout)
@@ -155,6 +169,8 @@ class Service:
     def cycle(self, now: float) -> None:
         """One control cycle: everything received since the last one, then the mode machine and the commands."""
         for batch in self.reader.get_batches(timeout=0.0):
+            if self.recorder is not None:
+                self.recorder.submit_batch(batch)  # queued; the writer thread does the I/O
             self.pipeline.ingest_frames(batch, now)
         if self.link is not None:
             for samples in self.link.drain_samples():
