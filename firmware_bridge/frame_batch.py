@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 import can
 import numpy as np
 import numpy.typing as npt
+
+_DATA = attrgetter("data")
+_IS_FD = attrgetter("is_fd")
+_TIMESTAMP = attrgetter("timestamp")
+_ID = attrgetter("arbitration_id")
+_EXTENDED = attrgetter("is_extended_id")
+_REMOTE = attrgetter("is_remote_frame")
+_ERROR = attrgetter("is_error_frame")
 
 CLASSIC_WIDTH = 8
 FD_WIDTH = 64
@@ -60,24 +69,29 @@ class FrameBatch:
 
     @classmethod
     def from_messages(cls, messages: Sequence[can.Message]) -> FrameBatch:
-        """Columns from python-can messages (the cost the live path pays per frame)."""
+        """Columns from python-can messages (the cost the live path pays per frame): one C-level pass per column
+        (``map`` + ``attrgetter``), and the payloads joined in one go when every frame fills the width."""
         n = len(messages)
-        width = FD_WIDTH if any(m.is_fd for m in messages) else CLASSIC_WIDTH
-        buf = bytearray(n * width)
-        dlc = np.empty(n, dtype=np.uint8)
-        for i, m in enumerate(messages):
-            payload = m.data[:width]
-            length = len(payload)
-            buf[i * width : i * width + length] = payload
-            dlc[i] = length
+        payloads = list(map(_DATA, messages))
+        dlc = np.fromiter(map(len, payloads), dtype=np.uint8, count=n)
+        width = FD_WIDTH if any(map(_IS_FD, messages)) else CLASSIC_WIDTH
+        if n and int(dlc.min()) == width and int(dlc.max()) == width:
+            data = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(n, width).copy()
+        else:
+            buf = bytearray(n * width)
+            for i, payload in enumerate(payloads):
+                chunk = payload[:width]
+                buf[i * width : i * width + len(chunk)] = chunk
+            data = np.frombuffer(bytes(buf), dtype=np.uint8).reshape(n, width).copy()
+            dlc = np.minimum(dlc, width).astype(np.uint8)
         return cls(
-            timestamp=np.fromiter((m.timestamp for m in messages), dtype=np.float64, count=n),
-            arbitration_id=np.fromiter((m.arbitration_id for m in messages), dtype=np.uint32, count=n),
-            is_extended=np.fromiter((m.is_extended_id for m in messages), dtype=bool, count=n),
+            timestamp=np.fromiter(map(_TIMESTAMP, messages), dtype=np.float64, count=n),
+            arbitration_id=np.fromiter(map(_ID, messages), dtype=np.uint32, count=n),
+            is_extended=np.fromiter(map(_EXTENDED, messages), dtype=bool, count=n),
             dlc=dlc,
-            data=np.frombuffer(bytes(buf), dtype=np.uint8).reshape(n, width).copy(),
-            is_remote=np.fromiter((m.is_remote_frame for m in messages), dtype=bool, count=n),
-            is_error=np.fromiter((m.is_error_frame for m in messages), dtype=bool, count=n),
+            data=data,
+            is_remote=np.fromiter(map(_REMOTE, messages), dtype=bool, count=n),
+            is_error=np.fromiter(map(_ERROR, messages), dtype=bool, count=n),
         )
 
     def to_messages(self) -> list[can.Message]:
