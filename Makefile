@@ -21,10 +21,10 @@ unit: install
 	$(PY) -m pytest -q
 
 hil: install
-	$(PY) hil_tests/uml/run_in_guest.py --cwd "$(CURDIR)" -- $(PY) -m pytest hil_tests -q --color=no -p no:cacheprovider
+	$(PY) hil_tests/uml/run_in_guest.py --cwd "$(CURDIR)" -- $(PY) -m pytest hil_tests -q --color=no -p no:cacheprovider -p no:schemathesis -p no:hypothesispytest -p no:anyio
 
 hil-netns: install
-	scripts/netns_run.sh env UNIROSS_HIL_INTERFACE=udp_multicast UNIROSS_HIL_CHANNEL=239.74.163.2 $(PY) -m pytest hil_tests -q
+	scripts/netns_run.sh $(PY) -m pytest hil_tests -q --color=no -p no:cacheprovider
 
 lint: install
 	$(VENV)/bin/ruff check .
