@@ -1,8 +1,10 @@
 """A live terminal table of decoded CAN signals (like ``cantools monitor``, over the batch codec).
 
 `MonitorTable` keeps the latest value of every signal and, per message, the frame count, rate, age and validity
-(fresh: received within the DBC timeout, ``docs/can_protocol.md``; event messages without a cycle time are shown as
-``event``); it renders a rich `Table`. `run_monitor` reads a bus with `CanReader` and refreshes a rich `Live`.
+from the same opendbc-style checks the service runs (``firmware_bridge.message_checks``: rolling counter, CRC-8
+checksum, timeout, ``docs/can_protocol.md``): ``valid``, ``TIMEOUT``, ``COUNTER``, ``CHECKSUM``, ``starting``;
+event messages without a cycle time are shown as ``event``. Frames failing their checksum are counted, not shown.
+It renders a rich `Table`. `run_monitor` reads a bus with `CanReader` and refreshes a rich `Live`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.table import Table
 from firmware_bridge.batch_decoder import BatchDecoder, DecodedBatch
 from firmware_bridge.can_bus import BusConfig
 from firmware_bridge.dbc_database import all_message_info
+from firmware_bridge.message_checks import ValidityTracker
 
 
 @dataclass
@@ -38,12 +41,14 @@ class MonitorTable:
         self.info = all_message_info(db)
         self.rows: dict[str, _MessageRow] = {}
         self.rejects: dict[str, int] = {}
+        self.checks = ValidityTracker(db)
         self.units = {(m.name, s.name): s.unit or "" for m in db.messages for s in m.signals}
 
     def update(self, decoded: DecodedBatch, now: float) -> None:
         for reason, count in decoded.rejects.items():
             if count:
                 self.rejects[reason] = self.rejects.get(reason, 0) + count
+        decoded = self.checks.update(decoded, now)
         for name, msg in decoded.messages.items():
             row = self.rows.setdefault(name, _MessageRow(first_rx=now))
             row.frames += len(msg)
@@ -57,10 +62,19 @@ class MonitorTable:
                     row.values.pop(signal, None)
 
     def validity(self, name: str, now: float) -> str:
-        timeout = self.info[name].timeout_s
-        if timeout is None:
+        if self.info[name].timeout_s is None:
             return "event"
-        return "valid" if now - self.rows[name].last_rx <= timeout else "TIMEOUT"
+        self.checks.check_timeouts(now)
+        state = self.checks.states()[name]
+        if state.valid:
+            return "valid"
+        if state.timed_out:
+            return "TIMEOUT"
+        if not state.checksum_ok:
+            return "CHECKSUM"
+        if not state.counter_ok:
+            return "COUNTER"
+        return "starting"  # fresh, but fewer good frames than the recovery hysteresis needs
 
     def render(self, now: float) -> Table:
         table = Table(title="UniROSS CAN monitor", expand=True)
@@ -75,8 +89,10 @@ class MonitorTable:
             signals = "  ".join(f"{s}={v:g}{self.units.get((name, s), '')}" for s, v in row.values.items())
             table.add_row(name, f"0x{row.source_address:02X}", str(row.frames), f"{rate:.1f}",
                           f"{now - row.last_rx:.2f}", f"[{style}]{state}[/]", signals)
-        if self.rejects:
-            table.caption = "rejects: " + ", ".join(f"{k}={v}" for k, v in sorted(self.rejects.items()))
+        counts = {**{k: v for k, v in self.rejects.items() if v},
+                  **{k: v for k, v in self.checks.error_counts.items() if v}}
+        if counts:
+            table.caption = "rejects / check failures: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
         return table
 
 
