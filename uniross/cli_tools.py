@@ -103,6 +103,8 @@ def mode(
         reasons = detail.get("reasons", detail) if isinstance(detail, dict) else detail
         _out.print(f"[bold red]refused[/]: {target.upper()}")
         for reason in reasons if isinstance(reasons, list) else [reasons]:
+            if isinstance(reason, dict) and "name" in reason:
+                reason = f"{reason['name']}: {reason.get('text', '')}"
             _out.print(f"  - {reason}", highlight=False)
         raise typer.Exit(EXIT_REFUSED)
     if response.status_code >= 400:
