@@ -4,6 +4,7 @@ the API's view in the recording's time) with the same decoded values as the offl
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from firmware_bridge.dbc_database import default_database
 from uniross.config import load_settings
 from uniross.log_reader import read_frame_batch
+from uniross.recording import read_sample_file
 from uniross.replay import replay_pipeline
 from uniross.service import Service
 from uniross.service_view import ServiceView
@@ -28,6 +30,12 @@ def test_record_while_running_then_replay_through_the_live_service(tmp_path: Pat
     assert recorded["dropped_items"] == 0 and recorded["written_items"] > 300
     assert recorded["written_items"] == svc.pipeline.frames_in  # every frame the pipeline saw is in the file
     assert len(read_frame_batch(trial)) == recorded["written_items"]
+    # the serial sample stream beside it: contiguous 1 kHz batches of the four channels
+    assert svc.sample_recorder is not None
+    batches = list(read_sample_file(trial.with_suffix(".usmp")))
+    assert sum(b.samples.shape[1] for b in batches) == svc.sample_recorder.counters()["written_items"] // 4 > 1500
+    assert all(b.first_index == a.first_index + a.samples.shape[1] for a, b in pairwise(batches)
+               if not b.gap_before)
 
     offline = replay_pipeline(trial, default_database())
 

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from firmware_bridge.bus_reader import CanReader
@@ -28,9 +29,10 @@ from firmware_bridge.can_bus import BusConfig, dbc_filters
 from firmware_bridge.command_gate import CommandGate
 from firmware_bridge.dbc_database import load_database
 from firmware_bridge.serial_link import SerialLink
+from firmware_bridge.serial_link.messages import CHANNEL_NAMES
 from uniross.config import ServiceSettings
 from uniross.pipeline import Pipeline, PipelineConfig
-from uniross.recording import Recorder
+from uniross.recording import Recorder, SampleRecorder
 
 log = logging.getLogger("uniross.service")
 
@@ -79,6 +81,9 @@ class Service:
         if serial_url is not None:
             self.link = SerialLink(serial_url, baudrate=settings.serial.baudrate,
                                    link_timeout=settings.serial.link_timeout_s, clock=clock, start=False)
+        self.sample_recorder: SampleRecorder | None = None
+        if settings.record is not None and self.link is not None:
+            self.sample_recorder = SampleRecorder(Path(settings.record).with_suffix(".usmp"), CHANNEL_NAMES)
         self.cycles = 0
         self.overruns = 0
         self.started_at = clock()
@@ -131,8 +136,9 @@ class Service:
         if self.link is not None:
             self.link.close()
         self.reader.close()
-        if self.recorder is not None:
-            self.recorder.close()
+        for recorder in (self.recorder, self.sample_recorder):
+            if recorder is not None:
+                recorder.close()
         if self._sim_thread is not None:
             self._sim_stop.set()
             self._sim_thread.join(timeout)
@@ -174,6 +180,8 @@ class Service:
             self.pipeline.ingest_frames(batch, now)
         if self.link is not None:
             for samples in self.link.drain_samples():
+                if self.sample_recorder is not None:
+                    self.sample_recorder.submit_samples(samples)
                 self.pipeline.ingest_samples(samples, now)
             self.link.drain_events()
             self.pipeline.set_serial_alive(self.link.is_alive(now))
