@@ -114,3 +114,21 @@ def pytest_runtest_makereport(
         for proc in getattr(item, "hil_processes", []):
             report.sections.append((f"log of {proc.name} ({proc.log_path})", proc.log_tail(60)))
     return report
+
+
+@pytest.fixture(scope="module")
+def rig(can_bus_config: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The simulated vehicle and the service as processes on the HIL bus, shared by one scenario module
+    (``hil_tests.scenario_support.Rig``), in TRANSPORT with every input valid."""
+    from hil_tests.scenario_support import started_rig
+
+    with started_rig(can_bus_config, tmp_path_factory.mktemp("rig")) as started:
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def _rig_logs(request: pytest.FixtureRequest) -> None:
+    """A failing scenario's report shows the rig's process logs too."""
+    if "rig" in request.fixturenames:
+        rig = request.getfixturevalue("rig")
+        request.node.hil_processes = [*getattr(request.node, "hil_processes", []), *rig.processes]

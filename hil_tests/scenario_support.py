@@ -1,0 +1,256 @@
+"""Shared rig of the HIL scenarios: the simulated vehicle (``uniross sim``) and the service (``uniross run``) as
+separate OS processes on the HIL bus, talking over the real serial link (TCP), driven through their HTTP APIs.
+
+`Rig` owns the two processes, an engineer token, an ``httpx`` client and the waits the scenarios need. It is
+built once per test module (process start-up is the expensive part in the UML guest) by ``start_rig``; each
+scenario brings the service back to TRANSPORT with ``Rig.back_to_transport`` before it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import can
+import httpx
+
+from hil_tests.harness import ManagedProcess
+
+_T = TypeVar("_T")
+REPO = Path(__file__).resolve().parent.parent
+UNIROSS = [sys.executable, "-m", "uniross.cli"]
+#: cyclic messages the simulated vehicle sends (event messages TP_CM_BAM / TP_DT_BAM only with several DTCs)
+EVENT_MESSAGES = frozenset({"TP_CM_BAM", "TP_DT_BAM"})
+#: start-up of a Python process importing the whole stack: seconds on the host, tens of seconds in the UML guest
+START_TIMEOUT_S = 120.0
+OBC_SOURCE = 0x27
+#: python-can's udp_multicast loops a process's own frames back to it: the service's reader counts its own frames
+OWN_FRAMES_LOOP_BACK = frozenset({"udp_multicast"})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(probe: Callable[[], _T | None], timeout: float, what: str, interval: float = 0.2) -> _T:
+    """Poll ``probe`` until it returns something other than None/False; AssertionError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            last = probe()
+            if last is not None and last is not False:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+@dataclass
+class Rig:
+    """The simulated vehicle and the service on one bus; see the module docstring."""
+
+    bus: dict[str, str]
+    workdir: Path
+    sim_port: int = field(default_factory=free_port)
+    serial_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    sim: ManagedProcess | None = None
+    service: ManagedProcess | None = None
+    processes: list[ManagedProcess] = field(default_factory=list)
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10.0))
+    _service_runs: int = 0
+
+    # ---- processes -------------------------------------------------------------------------------------------
+    def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> ManagedProcess:
+        proc = ManagedProcess(argv, env=env, name=name, log_path=self.workdir / f"{name}.log", cwd=REPO)
+        self.processes.append(proc)
+        return proc.start()
+
+    def start_sim(self, scenario: str = "remote") -> ManagedProcess:
+        self.sim = self._spawn(
+            [*UNIROSS, "sim", "--interface", self.bus["interface"], "--channel", self.bus["channel"],
+             "--control-port", str(self.sim_port), "--serial", f"tcp://127.0.0.1:{self.serial_port}",
+             "--scenario", scenario],
+            name="sim",
+        )
+        self.sim.wait_for_log(r"^serial: ", timeout=START_TIMEOUT_S)
+        return self.sim
+
+    def start_service(self) -> ManagedProcess:
+        self._service_runs += 1
+        env = {"UNIROSS_API__ENGINEER_TOKEN_HASHES": json.dumps([hashlib.sha256(self.token.encode()).hexdigest()])}
+        self.service = self._spawn(
+            [*UNIROSS, "run", "-i", self.bus["interface"], "-c", self.bus["channel"],
+             "--serial", f"socket://127.0.0.1:{self.serial_port}", "--port", str(self.api_port)],
+            name=f"service{self._service_runs}", env=env,
+        )
+        self.service.wait_for_http(self.api("/healthz"), timeout=START_TIMEOUT_S)
+        return self.service
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.http.close()
+
+    # ---- the service's API -----------------------------------------------------------------------------------
+    def api(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.api_port}{path}"
+
+    def get(self, path: str) -> Any:
+        response = self.http.get(self.api(path))
+        response.raise_for_status()
+        return response.json()
+
+    def request_mode(self, target: str, acknowledge: bool = False) -> httpx.Response:
+        return self.http.post(self.api("/api/v1/mode"), json={"target": target, "acknowledge": acknowledge},
+                              headers={"Authorization": f"Bearer {self.token}"})
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.get("/api/v1/health"))
+
+    def messages(self) -> dict[str, dict[str, Any]]:
+        return {m["name"]: m for m in self.health()["bus"]["messages"]}
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {s["key"]: s for s in self.get("/api/v1/snapshot")["signals"]}
+
+    def values(self) -> dict[str, Any]:
+        return {k: s["value"] for k, s in self.snapshot().items()}
+
+    def state(self) -> str:
+        return str(self.get("/api/v1/mode")["state"])
+
+    def events(self, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self.get(f"/api/v1/mode/events?limit={limit}")["events"])
+
+    def wait_state(self, state: str, timeout: float = 30.0) -> float:
+        """Wait until the service's mode is ``state``; returns the seconds it took."""
+        start = time.monotonic()
+        mode: dict[str, Any] = {}
+
+        def reached() -> bool:
+            mode.update(self.get("/api/v1/mode"))
+            return mode["state"] == state
+
+        try:
+            wait_until(reached, timeout, f"mode {state}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; mode status: {mode}") from None
+        return time.monotonic() - start
+
+    def wait_inputs_valid(self, timeout: float = 30.0) -> None:
+        """Every cyclic message valid (event messages excepted)."""
+        wait_until(lambda: not self.invalid_messages() or None, timeout, "every cyclic message valid")
+
+    def invalid_messages(self) -> set[str]:
+        return {name for name, m in self.messages().items() if not m["valid"]} - EVENT_MESSAGES
+
+    def back_to_transport(self, timeout: float = 40.0) -> None:
+        """From wherever the service is (after a scenario): inputs valid, TRANSPORT (acknowledging SAFE)."""
+        self.wait_inputs_valid(timeout)
+        if self.state() == "TRANSPORT":
+            return
+        wait_until(lambda: self.request_mode("TRANSPORT", acknowledge=True).status_code == 200, timeout,
+                   "TRANSPORT accepted")
+        self.wait_state("TRANSPORT", timeout)
+
+    # ---- the simulated vehicle's control server --------------------------------------------------------------
+    def sim_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.sim_port}{path}"
+
+    def sim_set(self, **settings: Any) -> None:
+        self.http.post(self.sim_url("/set"), json=settings).raise_for_status()
+
+    def sim_fault(self, kind: str, **spec: Any) -> None:
+        self.http.post(self.sim_url("/fault"), json={"kind": kind, **spec}).raise_for_status()
+
+    def sim_counters(self) -> dict[str, Any]:
+        return dict(self.http.get(self.sim_url("/counters")).json())
+
+    def sim_state(self) -> dict[str, Any]:
+        return dict(self.http.get(self.sim_url("/state")).json())
+
+    def quiet_totals(self, quiet_s: float = 0.6) -> tuple[int, int]:
+        """Silence the simulated vehicle for a moment and read (frames it sent, frames the service counted) while
+        nothing is in flight: the two totals of one instant."""
+        self.sim_fault("silent", duration=quiet_s + 0.6)
+        time.sleep(quiet_s)  # frames in flight when the silence began are received and counted by now
+        sent = sum(self.sim_counters()["sent"].values())
+        received = int(self.health()["bus"]["frames_total"])
+        return sent, received
+
+
+@contextlib.contextmanager
+def started_rig(bus: dict[str, str], workdir: Path, *, service: bool = True) -> Iterator[Rig]:
+    rig = Rig(bus=dict(bus), workdir=workdir)
+    try:
+        rig.start_sim()
+        if service:
+            service_proc = rig.start_service()
+            rig.wait_inputs_valid(START_TIMEOUT_S)
+            rig.wait_state("TRANSPORT", 30.0)
+            service_proc.wait_for_http(rig.api("/readyz"), timeout=START_TIMEOUT_S, accept=(200,))
+    except BaseException as exc:
+        tails = "\n".join(f"--- log of {p.name}:\n{p.log_tail(40)}" for p in rig.processes)
+        rig.stop()
+        raise AssertionError(f"the rig did not start: {exc}\n{tails}") from exc
+    try:
+        yield rig
+    finally:
+        rig.stop()
+
+
+class BusTap:
+    """An independent listener on the HIL bus (a thread in the test process) counting frames by source address:
+    ``own`` = the service's (source address 0x27), ``others`` = everyone else's."""
+
+    def __init__(self, bus: dict[str, str], own_source: int = OBC_SOURCE) -> None:
+        self._bus = can.Bus(interface=bus["interface"], channel=bus["channel"])
+        self.own_source = own_source
+        self.own = 0
+        self.others = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bus-tap", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._bus.recv(0.05)
+            if msg is None or msg.is_error_frame:
+                continue
+            if msg.is_extended_id and msg.arbitration_id & 0xFF == self.own_source:
+                self.own += 1
+            else:
+                self.others += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self._bus.shutdown()
+
+    def __enter__(self) -> BusTap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
