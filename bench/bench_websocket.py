@@ -5,13 +5,11 @@ a sample's timestamp to client receipt (p50/p99, service clock aligned to the cl
 and what the load does to the control loop: deadline misses and loop p99 during a baseline window without
 clients vs during the run (printed as a ratio, the baseline measured in the same run).
 
-The server runs in its own process (so the clients' CPU does not share its GIL):
-  --target uniross   `uniross run --sim` (the real service with the embedded simulated vehicle; default)
-  --target demo      `python -m telemetry.api.demo` (in-memory service, no CAN)
-  --url URL          an already running service
+The server runs in its own process (so the clients' CPU does not share its GIL): by default
+`uniross run --sim` (the real service with the embedded simulated vehicle), or --url URL (an already running service).
 Bounded: --duration seconds (default 20) and --clients (default 200).
 
-Run: .venv/bin/python bench/bench_websocket.py [--clients 200] [--duration 20] [--target uniross]
+Run: .venv/bin/python bench/bench_websocket.py [--clients 200] [--duration 20] [--url URL]
 """
 
 from __future__ import annotations
@@ -50,14 +48,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def spawn(target: str) -> Iterator[str]:
+def spawn() -> Iterator[str]:
     port = free_port()
-    exe = [sys.executable]
-    cmd = (
-        [*exe, "-m", "uniross.cli", "run", "--sim", "--port", str(port)]
-        if target == "uniross"
-        else [*exe, "-m", "telemetry.api.demo", "--port", str(port)]
-    )
+    cmd = [sys.executable, "-m", "uniross.cli", "run", "--sim", "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     try:
@@ -167,7 +160,6 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--baseline", type=float, default=5.0)
-    parser.add_argument("--target", choices=["uniross", "demo"], default="uniross")
     parser.add_argument("--url", default=None)
     args = parser.parse_args()
     args.clients = max(1, min(args.clients, 2000))
@@ -175,7 +167,7 @@ def main() -> int:
     if args.url:
         bench(args.url.rstrip("/"), args.clients, args.rate, args.duration, args.baseline)
     else:
-        with spawn(args.target) as url:
+        with spawn() as url:
             bench(url, args.clients, args.rate, args.duration, args.baseline)
     return 0
 

@@ -1,4 +1,5 @@
-"""Roles and bearer tokens: 401 (with WWW-Authenticate) / 403 paths, engineer OK, settings and hash CLI."""
+"""Roles and bearer tokens against the real service: 401 (with WWW-Authenticate) / 403 paths, engineer OK and named
+in the mode machine's audit trail, settings and hash CLI."""
 
 from __future__ import annotations
 
@@ -62,10 +63,14 @@ def test_operator_may_read_but_not_command(api: RunningApi) -> None:
 
 
 def test_engineer_commands_and_is_named_in_the_audit_trail(api: RunningApi) -> None:
-    r = httpx.post(f"{api.base_url}/api/v1/mode", json=MODE_BODY, headers=RunningApi.bearer(ENGINEER_TOKEN))
-    assert r.status_code in (200, 409) and "accepted" in r.json()
-    events = httpx.get(f"{api.base_url}/api/v1/mode/events?limit=3").json()["events"]
-    assert any(e["source"] == "remote" for e in events)
+    # SNOW is refused on the sweeper-equipped demo truck: the refusal is audited without changing the mode
+    body = {"target": "SNOW", "acknowledge": False}
+    r = httpx.post(f"{api.base_url}/api/v1/mode", json=body, headers=RunningApi.bearer(ENGINEER_TOKEN))
+    assert r.status_code == 409 and r.json()["accepted"] is False
+    events = httpx.get(f"{api.base_url}/api/v1/mode/events?limit=2").json()["events"]
+    assert [e["kind"] for e in events] == ["refused", "request"]
+    fingerprint = hash_token(ENGINEER_TOKEN)[:8]
+    assert all(e["source"] == "remote" and e["user"] == f"engineer:{fingerprint}" for e in events), events
 
 
 def test_reads_anonymous_by_default(api: RunningApi) -> None:

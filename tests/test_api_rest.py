@@ -1,15 +1,22 @@
-"""REST contracts of the telemetry API against a real uvicorn server on a loopback port."""
+"""REST contracts of the telemetry API, served by real uvicorn over the REAL service (`uniross.service.Service`
+seen through `ServiceView`) with the simulated vehicle on a python-can virtual bus and the firmware simulator on a pty.
+
+Read-only tests share one service per module; tests that change the vehicle or the mode get a fresh one.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from telemetry.api.testing import ENGINEER_TOKEN, RunningApi, running_api
-from telemetry.faults import FaultSpec
+from telemetry.api.testing import ENGINEER_TOKEN, RunningApi, running_api, wait_for
+
+ENGINEER = RunningApi.bearer(ENGINEER_TOKEN)
 
 
 @pytest.fixture(scope="module")
@@ -19,34 +26,76 @@ def api() -> Iterator[RunningApi]:
 
 
 @pytest.fixture()
+def fresh() -> Iterator[RunningApi]:
+    """A service of its own, for tests that change the simulated vehicle or the mode."""
+    with running_api() as running:
+        yield running
+
+
+def client_for(api: RunningApi) -> httpx.Client:
+    return httpx.Client(base_url=api.base_url, timeout=5.0)
+
+
+@pytest.fixture()
 def client(api: RunningApi) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.base_url, timeout=5.0) as c:
+    with client_for(api) as c:
         yield c
 
 
-def test_snapshot_lists_every_store_key_with_unit_validity_and_age(client: httpx.Client, api: RunningApi) -> None:
+def strict_json(text: str) -> object:
+    def no_constant(name: str) -> object:
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=no_constant)
+
+
+def snapshot(c: httpx.Client) -> dict[str, dict[str, Any]]:
+    return {s["key"]: s for s in c.get("/api/v1/snapshot").json()["signals"]}
+
+
+# ---- signals -------------------------------------------------------------------------------------------------
+def test_snapshot_has_the_dbc_and_serial_signals_with_units_validity_and_age(
+    client: httpx.Client, api: RunningApi
+) -> None:
     body = client.get("/api/v1/snapshot").json()
     by_key = {s["key"]: s for s in body["signals"]}
     assert set(by_key) == set(api.service.signal_keys())
-    fan = by_key["serial.fan_speed"]
-    assert fan["unit"] == "rpm" and fan["valid"] is True
-    assert 1000 < fan["value"] < 2000
-    assert 0 <= fan["age_s"] < 1.0
-    assert math.isclose(fan["timestamp"] + fan["age_s"], body["now"], abs_tol=0.5)
+    speed = by_key["CCVS1.WheelBasedVehicleSpeed"]
+    assert speed["unit"] == "km/h" and speed["valid"] is True and speed["value"] == 0  # parked demo truck
+    suction = by_key["SSC_Suction.SuctionPressure"]
+    assert suction["unit"] == "Pa" and suction["valid"] is True and -200 < suction["value"] <= 0  # fan idle
+    assert by_key["EEC1.EngSpeed"]["unit"] == "rpm" and by_key["EEC1.EngSpeed"]["value"] > 400  # engine running
+    serial = by_key["serial.suction_pressure"]
+    assert serial["unit"] == "Pa" and serial["valid"] is True and 0 <= serial["age_s"] < 1.0
+    assert math.isclose(serial["timestamp"] + serial["age_s"], body["now"], abs_tol=0.5)
 
 
-def test_snapshot_turns_nan_into_null(client: httpx.Client, api: RunningApi) -> None:
-    api.service.store.set("diag.test_nan", math.nan, api.service.now(), unit="")  # type: ignore[attr-defined]
-    sig = {s["key"]: s for s in client.get("/api/v1/snapshot").json()["signals"]}["diag.test_nan"]
-    assert sig["value"] is None and sig["valid"] is False
+def test_never_received_and_non_finite_values_are_null_and_invalid(client: httpx.Client) -> None:
+    signals = strict_json(client.get("/api/v1/snapshot").text)["signals"]  # type: ignore[index]
+    by_key = {s["key"]: s for s in signals}
+    # the OBC's own transmit messages are in the DBC but never received: no value yet
+    heartbeat = by_key["OBC_Heartbeat.ObcState"]
+    assert heartbeat["value"] is None and heartbeat["valid"] is False and heartbeat["age_s"] is None
+    assert all(s["valid"] is False for s in signals if s["value"] is None)
 
 
-def test_history_is_decimated_and_within_range(client: httpx.Client, api: RunningApi) -> None:
+def test_history_of_serial_suction_pressure_is_decimated_and_within_range(
+    client: httpx.Client, api: RunningApi
+) -> None:
+    url = "/api/v1/signals/serial.suction_pressure/history"
+
+    def history() -> dict[str, Any] | None:
+        body = client.get(url, params={"t0": api.service.now() - 30, "max_points": 5000}).json()
+        return body if len(body["t"]) > 20 else None  # the serial stream is stored at the telemetry rate
+
+    full = wait_for(history, 3.0, "serial history")
     now = api.service.now()
-    r = client.get("/api/v1/signals/serial.fan_speed/history", params={"t0": now - 30, "t1": now, "max_points": 4})
+    assert full["unit"] == "Pa" and len(full["t"]) == len(full["v"])
+    assert full["t"] == sorted(full["t"]) and all(now - 30 <= t <= now for t in full["t"])
+    r = client.get(url, params={"t0": now - 30, "t1": now, "max_points": 4})
     assert r.status_code == 200
     body = r.json()
-    assert body["unit"] == "rpm" and len(body["t"]) == len(body["v"]) and 0 < len(body["t"]) <= 4
+    assert 0 < len(body["t"]) == len(body["v"]) <= 4
     assert all(now - 30 <= t <= now for t in body["t"])
 
 
@@ -59,48 +108,85 @@ def test_history_unknown_key_is_404_and_bad_range_is_422(client: httpx.Client) -
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "max_points"]
 
 
-def test_faults_active_ack_and_unknown(client: httpx.Client, api: RunningApi) -> None:
-    fm = api.service.fault_manager  # type: ignore[attr-defined]
-    fm.register(FaultSpec("suction_hose_clog", "warning", 0.8, 0.5, description="suction hose blocked"))
-    fm.update("suction_hose_clog", 0.95, api.service.now())
-    body = client.get("/api/v1/faults").json()
-    assert [f["name"] for f in body["active"]] == ["suction_hose_clog"]
-    assert body["active"][0]["acknowledged"] is False and body["active"][0]["text"] == "suction hose blocked"
-    auth = RunningApi.bearer(ENGINEER_TOKEN)
-    r = client.post("/api/v1/faults/suction_hose_clog/ack", headers=auth)
-    assert r.status_code == 200 and r.json() == {"name": "suction_hose_clog", "acknowledged": True}
-    assert client.get("/api/v1/faults").json()["active"][0]["acknowledged"] is True
-    assert client.post("/api/v1/faults/no_such_fault/ack", headers=auth).status_code == 404
+# ---- faults --------------------------------------------------------------------------------------------------
+def test_healthy_truck_has_no_faults_and_unknown_ack_is_404(client: httpx.Client) -> None:
+    assert client.get("/api/v1/faults").json() == {"active": [], "recent": [], "dtcs": []}
+    r = client.post("/api/v1/faults/no_such_fault/ack", headers=ENGINEER)
+    assert r.status_code == 404
 
 
-def test_mode_status_has_interlock_table(client: httpx.Client) -> None:
+def test_dm1_dtcs_of_the_vehicle_are_listed_and_cleared(fresh: RunningApi) -> None:
+    with client_for(fresh) as c:
+        fresh.set_vehicle(dtcs=[{"spn": 110, "fmi": 0, "occurrence": 3}, {"spn": 100, "fmi": 1, "occurrence": 1}])
+        dtcs = wait_for(lambda: c.get("/api/v1/faults").json()["dtcs"], 5.0, "DM1 DTCs")
+        assert {(d["spn"], d["fmi"], d["occurrence_count"]) for d in dtcs} == {(110, 0, 3), (100, 1, 1)}
+        assert all(d["source_address"] == 0 for d in dtcs)  # the engine ECU sends DM1
+        assert dtcs[0]["lamps"]["amber_warning"] == 1
+        fresh.set_vehicle(dtcs=[])
+        wait_for(lambda: not c.get("/api/v1/faults").json()["dtcs"], 5.0, "DTCs cleared")
+
+
+# ---- modes ---------------------------------------------------------------------------------------------------
+def test_mode_status_has_the_interlock_table(client: httpx.Client) -> None:
     body = client.get("/api/v1/mode").json()
-    assert body["state"] in {"TRANSPORT", "SWEEPER", "SNOW", "SAFE", "TO_SWEEPER", "TO_SNOW", "TO_TRANSPORT"}
-    assert body["cab_selector"] == "REMOTE"
-    names = {i["name"] for i in body["interlocks"]}
-    assert {"engine_running", "speed_engage"} <= names
+    assert body["state"] == "TRANSPORT" and body["cab_selector"] == "REMOTE" and body["transition_step"] is None
+    lights = {i["name"]: i for i in body["interlocks"]}
+    assert lights["SWEEPER.engine_running"]["ok"] is True and lights["SWEEPER.sweeper_head_mounted"]["ok"] is True
+    assert lights["SNOW.snow_attachment_mounted"]["ok"] is False  # the demo truck carries the sweeper head
     assert all(isinstance(i["ok"], bool) and i["text"] for i in body["interlocks"])
 
 
-def test_mode_request_refused_is_409_with_reasons_and_audited(client: httpx.Client) -> None:
-    auth = RunningApi.bearer(ENGINEER_TOKEN)
-    # the demo truck has no snow attachment: SNOW must be refused with that interlock named
-    r = client.post("/api/v1/mode", json={"target": "SNOW", "acknowledge": False}, headers=auth)
+def test_snow_refused_with_the_real_reason_and_audited_with_the_user(client: httpx.Client) -> None:
+    r = client.post("/api/v1/mode", json={"target": "SNOW", "acknowledge": False}, headers=ENGINEER)
     assert r.status_code == 409
     body = r.json()
-    assert body["accepted"] is False and body["reasons"]
+    assert body["accepted"] is False and body["state"] == "TRANSPORT"
+    assert "snow_attachment_mounted" in {reason["name"] for reason in body["reasons"]}
     assert all(reason["name"] and reason["text"] for reason in body["reasons"])
     events = client.get("/api/v1/mode/events", params={"limit": 5}).json()["events"]
     assert events[0]["kind"] == "refused" and events[0]["reasons"] == body["reasons"]
+    assert events[0]["source"] == "remote" and events[0]["user"].startswith("engineer")
     assert client.get("/api/v1/mode").json()["last_refusal"]["reasons"] == body["reasons"]
 
 
-def test_mode_request_accepted(client: httpx.Client) -> None:
-    auth = RunningApi.bearer(ENGINEER_TOKEN)
-    r = client.post("/api/v1/mode", json={"target": "SWEEPER"}, headers=auth)
-    assert r.status_code == 200, r.text
-    assert r.json()["accepted"] is True and r.json()["state"] in {"TO_SWEEPER", "SWEEPER"}
-    assert client.get("/api/v1/mode").json()["state"] in {"TO_SWEEPER", "SWEEPER", "SAFE"}
+def test_sweeper_sequence_runs_and_a_clog_fault_is_acknowledged(fresh: RunningApi) -> None:
+    with client_for(fresh) as c:
+        r = c.post("/api/v1/mode", json={"target": "SWEEPER"}, headers=ENGINEER)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"accepted": True, "state": "TO_SWEEPER", "reasons": []}
+        status = c.get("/api/v1/mode").json()
+        assert status["state"] == "TO_SWEEPER" and status["target"] == "TO_SWEEPER" and status["transition_step"]
+        fresh.wait_state("SWEEPER")
+        snap = snapshot(c)
+        assert snap["SSC_Suction.SuctionFanSpeed"]["value"] > 2000 and snap["serial.fan_speed"]["value"] > 2000
+        # a blocked hose: the hot loop's clog diagnosis raises a named fault
+        fresh.set_vehicle(clog=0.9)
+        active = wait_for(lambda: c.get("/api/v1/faults").json()["active"], 6.0, "the clog fault")
+        assert [f["name"] for f in active] == ["suction_clog"]
+        assert active[0]["acknowledged"] is False and active[0]["severity"] == "warning" and active[0]["text"]
+        r = c.post("/api/v1/faults/suction_clog/ack", headers=ENGINEER)
+        assert r.status_code == 200 and r.json() == {"name": "suction_clog", "acknowledged": True}
+        assert c.get("/api/v1/faults").json()["active"][0]["acknowledged"] is True
+
+
+def test_safe_is_left_only_by_an_acknowledged_request(fresh: RunningApi) -> None:
+    with client_for(fresh) as c:
+        fresh.set_vehicle(e_stop=True)
+        fresh.wait_state("SAFE", timeout=3.0)
+        r = c.post("/api/v1/mode", json={"target": "TRANSPORT"}, headers=ENGINEER)
+        assert r.status_code == 409 and r.json()["state"] == "SAFE"
+        assert {x["name"] for x in r.json()["reasons"]} == {"safe_requires_acknowledge"}
+        r = c.post("/api/v1/mode", json={"target": "TRANSPORT", "acknowledge": True}, headers=ENGINEER)
+        assert r.status_code == 409 and "emergency_stop" in {x["name"] for x in r.json()["reasons"]}
+        fresh.set_vehicle(e_stop=False)
+
+        def acknowledged_exit() -> dict[str, Any] | None:
+            resp = c.post("/api/v1/mode", json={"target": "TRANSPORT", "acknowledge": True}, headers=ENGINEER)
+            return resp.json() if resp.status_code == 200 else None
+
+        accepted = wait_for(acknowledged_exit, 5.0, "acknowledged exit")
+        assert accepted["state"] in {"TO_TRANSPORT", "TRANSPORT"}
+        fresh.wait_state("TRANSPORT")
 
 
 @pytest.mark.parametrize(
@@ -114,27 +200,48 @@ def test_mode_request_accepted(client: httpx.Client) -> None:
     ],
 )
 def test_bad_mode_bodies_are_422_with_a_clear_message(client: httpx.Client, body: object, where: str) -> None:
-    r = client.post("/api/v1/mode", json=body, headers=RunningApi.bearer(ENGINEER_TOKEN))
+    r = client.post("/api/v1/mode", json=body, headers=ENGINEER)
     assert r.status_code == 422
     assert r.json()["code"] == "validation_error" and where in r.json()["message"]
 
 
 def test_malformed_json_is_422(client: httpx.Client) -> None:
-    headers = {**RunningApi.bearer(ENGINEER_TOKEN), "content-type": "application/json"}
+    headers = {**ENGINEER, "content-type": "application/json"}
     r = client.post("/api/v1/mode", content=b"{not json", headers=headers)
     assert r.status_code == 422 and r.json()["code"] == "validation_error"
 
 
-def test_health_probes_and_detail(client: httpx.Client) -> None:
+# ---- health --------------------------------------------------------------------------------------------------
+def test_health_counters_probes_and_detail(client: httpx.Client) -> None:
     health = client.get("/api/v1/health").json()
-    assert health["bus"]["alive"] is True and health["bus"]["frames_total"] > 0
-    assert health["loop"]["cycles"] > 0 and health["loop"]["budget_s"] > 0
-    assert health["loop"]["cycle_p50_s"] <= health["loop"]["cycle_p99_s"]
+    bus = health["bus"]
+    assert bus["alive"] is True and bus["frames_total"] > 0 and bus["frames_per_s"] > 20
+    assert 0 < bus["bus_load_pct"] < 100 and bus["decoder_rejects"] == {}
+    assert bus["errors"]["bus_off"] == 0 and bus["errors"]["checksum"] == 0
+    messages = {m["name"]: m for m in bus["messages"]}
+    assert messages["CCVS1"]["valid"] is True and messages["SSC_Suction"]["last_rx_age_s"] < 0.5
+    assert health["serial"]["connected"] is True and health["serial"]["counters"]["frames"] > 0
+    loop = health["loop"]
+    assert loop["cycles"] > 0 and loop["budget_s"] == pytest.approx(0.05) and loop["thread_alive"] is True
+    assert loop["cycle_p50_s"] <= loop["cycle_p99_s"] <= loop["cycle_max_s"]
     live = client.get("/healthz").json()
     assert live["alive"] is True and live["loop_thread_alive"] is True and live["now"] > 0
-    assert client.get("/readyz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "reasons": []}
 
 
+def test_probes_fail_with_reasons_when_bus_silent_and_loop_dead() -> None:
+    # the real service on a bus nobody talks on, its threads never started
+    with running_api(sim=False, start=False) as idle, client_for(idle) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["ready"] is False
+        reasons = r.json()["reasons"]
+        assert "no CAN traffic received" in reasons and "control loop not running" in reasons
+        r = c.get("/healthz")
+        assert r.status_code == 503 and r.json()["loop_thread_alive"] is False
+
+
+# ---- documents -----------------------------------------------------------------------------------------------
 def test_openapi_is_versioned_and_declares_errors(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     assert spec["info"]["version"] in spec["info"]["title"]
@@ -147,15 +254,3 @@ def test_dashboard_is_served(client: httpx.Client) -> None:
     r = client.get("/")
     assert r.status_code == 200 and 'id="mode-state"' in r.text
     assert "http://" not in r.text and "https://" not in r.text  # nothing fetched from the internet
-
-
-def test_probes_fail_with_reasons_when_bus_silent_and_loop_dead() -> None:
-    from telemetry.api.inmemory import InMemoryTelemetryService
-
-    idle = InMemoryTelemetryService()  # never started: no loop thread, no frames
-    with running_api(service=idle, warmup_s=0.0) as running, httpx.Client(base_url=running.base_url) as c:
-        r = c.get("/readyz")
-        assert r.status_code == 503
-        assert r.json()["ready"] is False and any("bus" in reason for reason in r.json()["reasons"])
-        r = c.get("/healthz")
-        assert r.status_code == 503 and r.json()["loop_thread_alive"] is False

@@ -1,4 +1,5 @@
-"""WebSocket stream: glob subscriptions, rate clamping, bad messages, and a slow client that never reads."""
+"""WebSocket stream over the real service (simulated vehicle on a virtual bus, serial firmware simulator on a pty):
+glob subscriptions, rate clamping, bad messages, and a slow client that never reads."""
 
 from __future__ import annotations
 
@@ -148,14 +149,15 @@ def test_slow_client_never_stalls_others_and_learns_its_drops(api: RunningApi) -
     slow.send_text(json.dumps({"subscribe": ["*"], "rate_hz": 50}))
     try:
         with connect(api.ws_url) as fast, httpx.Client(base_url=api.base_url) as http:
-            fast.send(json.dumps({"subscribe": ["serial.fan_speed"], "rate_hz": 20}))
+            # 10 Hz against the 20 Hz control loop that writes the store: every due tick has fresh data
+            fast.send(json.dumps({"subscribe": ["serial.fan_speed"], "rate_hz": 10}))
             recv_until(fast, "update")
             start, arrivals = time.monotonic(), []
             dropped_on_server = 0.0
             while time.monotonic() - start < 8.0:
                 recv_until(fast, "update", timeout=1.0)  # a stall would time out here
                 arrivals.append(time.monotonic())
-                if len(arrivals) % 20 == 0:
+                if len(arrivals) % 10 == 0:
                     metrics = http.get("/metrics").text
                     line = next(x for x in metrics.splitlines() if x.startswith("uniross_ws_dropped_messages_total"))
                     dropped_on_server = float(line.split()[-1])
@@ -164,7 +166,7 @@ def test_slow_client_never_stalls_others_and_learns_its_drops(api: RunningApi) -
             assert dropped_on_server > 0, "the slow client never filled its queue"
             gaps = [b - a for a, b in itertools.pairwise(arrivals)]
             rate = len(arrivals) / (arrivals[-1] - start)
-            assert rate > 12, rate  # ~20 Hz despite the stuck client
+            assert rate > 7, rate  # ~10 Hz despite the stuck client
             assert max(gaps) < 0.5, max(gaps)
         # the slow client starts reading: a later update reports how many were dropped
         deadline = time.monotonic() + 10

@@ -7,6 +7,8 @@ waits for the control loop.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
@@ -38,6 +40,8 @@ READY_P99_SHARE = 0.8
 _BUS_ERROR_COUNTERS = ("error_frames", "bus_errors", "bus_off", "reopens", "reopen_failures", "overrun_frames",
                        "tx_errors")
 _WORKING_TARGETS = {"TRANSPORT": Mode.TRANSPORT, "SWEEPER": Mode.SWEEPER, "SNOW": Mode.SNOW}
+#: requesting users remembered per audit event (the machine's own log is bounded too)
+_MAX_USERS = 1000
 
 
 def _lamps(lamps: Any) -> dict[str, int]:
@@ -54,6 +58,8 @@ class ServiceView:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.pipeline = service.pipeline
+        self._users: OrderedDict[int, str] = OrderedDict()  # audit event seq -> API user who caused it
+        self._users_lock = threading.Lock()
 
     def now(self) -> float:
         return self.service.clock()
@@ -134,9 +140,11 @@ class ServiceView:
     def audit_events(self, limit: int) -> Sequence[AuditEvent]:
         with self.pipeline.machine_lock:
             events = list(self.pipeline.machine.events)[-limit:] if limit > 0 else []
+        with self._users_lock:
+            users = {e.seq: self._users[e.seq] for e in events if e.seq in self._users}
         return [
             AuditEvent(timestamp=e.t, kind=e.kind.value, source=e.source, text=e.reason,
-                       state=(e.to_state or e.from_state).name, user=e.details.get("user"),
+                       state=(e.to_state or e.from_state).name, user=users.get(e.seq, e.details.get("user")),
                        reasons=[Reason(name=str(r.get("name")), text=str(r.get("text")))
                                 for r in e.details.get("reasons", []) if isinstance(r, dict)])
             for e in reversed(events)
@@ -147,8 +155,18 @@ class ServiceView:
         if mode is None:
             return ModeDecision(accepted=False, state=self.pipeline.machine.state.name,
                                 reasons=[Reason("unknown_target", f"unknown target mode {target!r}")])
-        decision = self.pipeline.request_mode(mode, "remote", self.now(), acknowledge)
-        return _decision(decision, self.pipeline.machine.state.name)
+        machine = self.pipeline.machine
+        with self.pipeline.machine_lock:  # the request and the events it logged, attributed to `user`
+            before = machine.events[-1].seq if machine.events else 0
+            decision = machine.request(mode, "remote", self.now(), acknowledge)
+            state = machine.state.name
+            caused = [e.seq for e in machine.events if e.seq > before]
+        with self._users_lock:
+            for seq in caused:
+                self._users[seq] = user
+            while len(self._users) > _MAX_USERS:
+                self._users.popitem(last=False)
+        return _decision(decision, state)
 
     # ---- health ----------------------------------------------------------------------------------------------
     def health(self) -> HealthView:

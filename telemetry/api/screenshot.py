@@ -1,7 +1,7 @@
 """Screenshot of the dashboard with the system Chromium.
 
-`python -m telemetry.api.screenshot --url http://127.0.0.1:8000 --out dashboard.png`
-(`--demo` serves the in-memory demo service itself instead of using --url).
+`python -m telemetry.api.screenshot --out dashboard.png` starts the real service with the embedded simulated vehicle
+itself (`telemetry.api.testing.running_api`); `--url http://127.0.0.1:8000` shoots an already running one instead.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from telemetry.api.browser import launch
 
 
 @contextlib.contextmanager
-def _target(url: str | None, demo: bool) -> Iterator[str]:
-    if not demo:
-        assert url is not None
+def _target(url: str | None) -> Iterator[str]:
+    if url is not None:
         yield url.rstrip("/")
         return
     from telemetry.api.testing import running_api
 
-    with running_api(warmup_s=0.5) as api:
+    with running_api() as api:
         yield api.base_url
 
 
@@ -43,12 +42,11 @@ def take(url: str, out: str, width: int = 1440, height: int = 1100, settle_s: fl
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m telemetry.api.screenshot", description=__doc__)
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--url", default=None, help="a running service (default: start the real one with the sim)")
     parser.add_argument("--out", default="dashboard.png")
-    parser.add_argument("--demo", action="store_true", help="serve the in-memory demo service")
     parser.add_argument("--settle", type=float, default=4.0, help="seconds of data before the shot")
     args = parser.parse_args(argv)
-    with _target(args.url, args.demo) as url:
+    with _target(args.url) as url:
         take(url, args.out, settle_s=args.settle)
     print(args.out)
     return 0
