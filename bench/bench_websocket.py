@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
 from websockets.asyncio.client import connect
+
+from telemetry.api.testing import spawned_service
 
 PATTERNS = ["SSC_Suction.*", "serial.fan_speed", "serial.suction_pressure", "CCVS1.WheelBasedVehicleSpeed"]
 
@@ -39,38 +35,6 @@ class ClientStats:
     dropped: int = 0
     latencies: list[float] = field(default_factory=list)
     fanout: list[float] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def spawn() -> Iterator[str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "uniross.cli", "run", "--sim", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("server not ready within 30 s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def clock_offset(url: str, rounds: int = 5) -> float:
@@ -167,7 +131,7 @@ def main() -> int:
     if args.url:
         bench(args.url.rstrip("/"), args.clients, args.rate, args.duration, args.baseline)
     else:
-        with spawn() as url:
+        with spawned_service() as url:
             bench(url, args.clients, args.rate, args.duration, args.baseline)
     return 0
 

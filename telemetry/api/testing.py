@@ -8,12 +8,19 @@ valid (the mode machine has left its start-up hold), so tests meet the service a
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 from fastapi import FastAPI
 
 from telemetry.api.app import create_app
@@ -134,3 +141,42 @@ def running_api(
             yield RunningApi(base_url, view, backend, app, settings.api)
     finally:
         backend.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def spawned_service(ready_timeout: float = 30.0) -> Iterator[str]:
+    """`uniross run --sim` in its own process (no GIL shared with the caller) with the test tokens; yields its
+    base URL once `/readyz` answers 200."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "UNIROSS_API_ENGINEER_TOKEN_HASHES": json.dumps([hash_token(ENGINEER_TOKEN)]),
+        "UNIROSS_API_OPERATOR_TOKEN_HASHES": json.dumps([hash_token(OPERATOR_TOKEN)]),
+    }
+    cmd = [sys.executable, "-m", "uniross.cli", "run", "--sim", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"service exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"service not ready within {ready_timeout:g} s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
