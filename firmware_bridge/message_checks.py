@@ -74,7 +74,10 @@ class ValidityTracker:
     """Counter, checksum and timeout checks for every received message of a database."""
 
     def __init__(self, db: Database, *, own_node: str | None = None, recover_frames: int = 3,
-                 bucket_max: int = 5) -> None:
+                 bucket_max: int = 5, timeout_scale: float = 1.0) -> None:
+        if timeout_scale < 1.0:
+            raise ValueError("timeout_scale must be >= 1 (the DBC timeouts are the tightest allowed)")
+        self.timeout_scale = timeout_scale
         self._recover = recover_frames
         self._cap = bucket_max
         self._tracked = {
@@ -144,7 +147,7 @@ class ValidityTracker:
     def check_timeouts(self, now: float) -> None:
         """Declare messages timed out that had no good frame for their timeout."""
         for t in self._tracked.values():
-            timeout = t.info.timeout_s
+            timeout = None if t.info.timeout_s is None else t.info.timeout_s * self.timeout_scale
             v = t.validity
             if timeout is None or v.timed_out or now - v.last_rx <= timeout:
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import can
 import numpy as np
+import pytest
 
 from firmware_bridge.batch_decoder import BatchDecoder, DecodedBatch
 from firmware_bridge.dbc_database import default_database
@@ -129,3 +130,13 @@ def test_leaky_bucket_rules() -> None:
     assert leaky_bucket(0, np.array([True, True, True, True, True, True, True]), cap=5) == 5
     assert leaky_bucket(3, np.zeros(2, dtype=bool), cap=5) == 1
     assert leaky_bucket(2, np.zeros(0, dtype=bool), cap=5) == 2
+
+
+def test_timeout_scale_stretches_every_timeout_and_refuses_to_shrink() -> None:
+    tracker = ValidityTracker(DB, recover_frames=3, timeout_scale=3.0)
+    _feed(tracker, _frames([0, 1, 2]), now=1.0)
+    tracker.check_timeouts(1.2)  # 200 ms < 3 x 70 ms
+    assert tracker.states()[NAME].valid
+    assert NAME in tracker.stale_safety_relevant(1.22)  # 220 ms > 210 ms
+    with pytest.raises(ValueError):
+        ValidityTracker(DB, timeout_scale=0.5)

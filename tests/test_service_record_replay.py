@@ -54,6 +54,6 @@ def test_record_while_running_then_replay_through_the_live_service(tmp_path: Pat
                     "SSC_HopperWater.HopperFillLevel", "SSC_Diag.FanRunHours"):
             assert snap[key].value == offline.final_signals[key], key
         # the service lives in the recording's time: ages are small, not "since the recording was made"
-        assert 0 <= snap["EEC1.EngSpeed"].age_s < 1.0
+        assert 0 <= snap["EEC1.EngSpeed"].age_s < 3.0
         assert live.gate.counters()["sent"]["OBC_Heartbeat"] > 0  # the loop ran; its frames went nowhere
         assert live.reader.counters()["replay_discarded_tx"] > 0

@@ -58,6 +58,10 @@ class ServiceSettings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
+    check_timeout_scale: float | None = Field(
+        default=None, ge=1.0,
+        description="multiplies the DBC reception timeouts; None: 1.0, or 3.0 with the embedded simulator, whose "
+                    "Python sender shares the CPU (and the GIL) with the service and jitters far more than an ECU")
     dbc_filters: bool = Field(default=True, description="kernel-side CAN id filters from the DBC")
     record: Path | None = Field(default=None, description="record the raw bus here (.blf .asc .log .csv .db .mf4)")
     record_max_bytes: int = 0

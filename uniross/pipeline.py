@@ -52,6 +52,8 @@ class PipelineConfig:
     #: after start, the machine waits this long for every safety-relevant input to become valid before a missing
     #: one counts as stale (SAFE); meanwhile everything stays stowed and stopped
     startup_grace_s: float = 5.0
+    #: multiplies every DBC reception timeout (>= 1)
+    check_timeout_scale: float = 1.0
     hot_loop: HotLoopConfig = field(default_factory=HotLoopConfig)
 
 
@@ -69,7 +71,7 @@ class Pipeline:
         self.db = db
         self.config = config or PipelineConfig()
         self.decoder = BatchDecoder(db)
-        self.checks = ValidityTracker(db, own_node=OWN_NODE)
+        self.checks = ValidityTracker(db, own_node=OWN_NODE, timeout_scale=self.config.check_timeout_scale)
         self.dm1 = Dm1Assembler()
         self.store = SignalStore(default_depth=self.config.history_depth)
         self.store.register_can_database(db)

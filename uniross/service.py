@@ -36,6 +36,9 @@ from uniross.recording import Recorder, SampleRecorder
 
 log = logging.getLogger("uniross.service")
 
+#: reception timeouts are scaled by this when the simulated vehicle runs inside the service's process (see config)
+EMBEDDED_SIM_TIMEOUT_SCALE = 3.0
+
 
 class Service:
     """Lifecycle: ``start()`` / ``stop()`` (or ``with``). Thread-safe read access goes through `ServiceView`."""
@@ -73,6 +76,8 @@ class Service:
                 control_period_s=1.0 / settings.control_rate_hz,
                 serial_required=settings.serial.required and serial_url is not None,
                 history_depth=settings.history_depth,
+                check_timeout_scale=settings.check_timeout_scale or (EMBEDDED_SIM_TIMEOUT_SCALE
+                                                                     if settings.sim.embedded else 1.0),
             ),
             gate=self.gate,
             now=clock(),
