@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 RUNTIME_ONLY=0
 [ "${1:-}" = "--runtime-only" ] && RUNTIME_ONLY=1
 
-APT_PACKAGES=(user-mode-linux can-utils chromium iproute2 busybox-static)
+# UML guest + vcan (HIL), can-utils peers, Chromium (dashboard test), gcc (UML FPU-state shim), unshare/pgrep
+APT_PACKAGES=(user-mode-linux can-utils chromium iproute2 busybox-static gcc libc6-dev util-linux procps)
 if [ "$RUNTIME_ONLY" = 0 ]; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
