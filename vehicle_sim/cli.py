@@ -8,18 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from firmware_bridge.can_bus import BusConfig
+from uniross.cli_options import BitrateOpt, ChannelOpt, InterfaceOpt
 from vehicle_sim.runner import run_simulator
 from vehicle_sim.scenarios import SCENARIOS
 
 
 def sim(
-    interface: Annotated[
-        str | None, typer.Option(help="python-can interface (default: CAN_INTERFACE/~/.canrc, virtual)")
-    ] = None,
-    channel: Annotated[
-        str | None, typer.Option(help="python-can channel (default: CAN_CHANNEL/~/.canrc, uniross)")
-    ] = None,
-    bitrate: Annotated[int | None, typer.Option(help="bit rate (default: CAN_BITRATE/~/.canrc)")] = None,
+    interface: InterfaceOpt = None,
+    channel: ChannelOpt = None,
+    bitrate: BitrateOpt = None,
     duration: Annotated[float | None, typer.Option(help="seconds to run (default: until Ctrl-C)")] = None,
     control_port: Annotated[
         int | None, typer.Option(help="HTTP control server port on 127.0.0.1 (0: any free)")
