@@ -111,3 +111,40 @@ def test_run_simulator_blocks_until_stopped() -> None:
     thread.join(3)
     assert not thread.is_alive()
     assert result["sent"]["EEC1"] >= 5
+
+
+def test_serial_routes_without_firmware_are_409(server: ControlServer) -> None:
+    assert call(server.url + "/serial/stall", {"seconds": 1})[0] == 409
+    assert call(server.url + "/serial")[0] == 409
+
+
+def test_serial_stall_stops_the_firmware_simulator() -> None:
+    stop = threading.Event()
+    ready: list[tuple[ControlServer, Any]] = []
+    thread = threading.Thread(target=run_simulator, kwargs={
+        "bus_config": BusConfig(interface="virtual", channel=f"stall-{uuid.uuid4().hex[:8]}"),
+        "control_port": 0, "serial_url": "pty", "stop_event": stop,
+        "on_ready": lambda vehicle, control, firmware: ready.append((control, firmware))})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 3
+        while not ready and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ready, "simulator did not come up"
+        control, firmware = ready[0]
+        for bad in ({"seconds": 0}, {"seconds": -1}, {"seconds": 3600}, {}):
+            assert call(control.url + "/serial/stall", bad)[0] == 400, bad
+        time.sleep(0.1)
+        assert call(control.url + "/serial/stall", {"seconds": 0.4}) == (200, {"stalled_s": 0.4})
+        time.sleep(0.05)  # a batch being written when the stall began may still go out
+        during = firmware.stats()["batches_sent"]
+        time.sleep(0.25)
+        assert firmware.stats()["batches_sent"] == during  # nothing sent while stalled
+        time.sleep(0.3)
+        status, serial = call(control.url + "/serial")
+        assert status == 200 and serial["injected"]["stalls"] == 1
+        assert serial["injected"]["stall_lost_samples"] > 0
+        assert serial["stats"]["batches_sent"] > during  # sending again after the stall
+    finally:
+        stop.set()
+        thread.join(3)

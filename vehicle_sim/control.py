@@ -8,6 +8,9 @@ process can drive the running simulated vehicle.
   "dtcs": [{"spn": 110, "fmi": 0, "occurrence": 1}, ...]}``. Setting ``speed_kmh`` stops the scenario's profile.
 - ``POST /fault``: ``{"kind": "corrupt_checksum", "message": "SSC_Suction", "count": 5}`` (``duration``, ``level``).
 - ``GET /counters``: frames sent per message, rejects, injected faults (exact counts).
+- ``POST /serial/stall``: ``{"seconds": 1.5}``: the serial firmware simulator stops sending and reading for that
+  long (a hung firmware); 409 when the simulator runs no serial link.
+- ``GET /serial``: the serial firmware simulator's injected faults and link statistics (409 without one).
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ import threading
 from dataclasses import asdict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vehicle_sim.can_node import SimulatedVehicle
 from vehicle_sim.faults import FaultSpecError
 from vehicle_sim.physics import ACTUATORS, Dtc
 
+if TYPE_CHECKING:
+    from vehicle_sim.firmware_sim import FirmwareSimulator
+
 log = logging.getLogger(__name__)
+#: the longest serial stall the control server accepts (a test's typo must not hang the link for an hour)
+MAX_STALL_S = 60.0
 
 _BOOL_INPUTS = {
     "parking_brake": "parking_brake",
@@ -106,12 +114,22 @@ class _Handler(BaseHTTPRequestHandler):
             raise ValueError("body must be a JSON object")
         return body
 
+    def _firmware(self) -> FirmwareSimulator | None:
+        """The serial firmware simulator, or None after answering 409."""
+        firmware = self.server.firmware
+        if firmware is None:
+            self._reply(HTTPStatus.CONFLICT, {"error": "this simulator runs no serial firmware link (--serial)"})
+        return firmware
+
     def do_GET(self) -> None:
         vehicle = self.server.vehicle
         if self.path == "/state":
             self._reply(HTTPStatus.OK, state_of(vehicle))
         elif self.path == "/counters":
             self._reply(HTTPStatus.OK, vehicle.counters())
+        elif self.path == "/serial":
+            if (firmware := self._firmware()) is not None:
+                self._reply(HTTPStatus.OK, {"injected": firmware.injected(), "stats": firmware.stats()})
         else:
             self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
 
@@ -125,6 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
                 kind = str(body.pop("kind"))
                 vehicle.inject(kind, **body)
                 self._reply(HTTPStatus.OK, {"injected": kind})
+            elif self.path == "/serial/stall":
+                seconds = float(body["seconds"])
+                if not 0 < seconds <= MAX_STALL_S:
+                    raise ValueError(f"seconds must be in (0, {MAX_STALL_S:g}]")
+                if (firmware := self._firmware()) is not None:
+                    firmware.stall(seconds)
+                    self._reply(HTTPStatus.OK, {"stalled_s": seconds})
             else:
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
         except (ValueError, KeyError, TypeError, FaultSpecError) as exc:
@@ -132,13 +157,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ControlServer(ThreadingHTTPServer):
-    """``ControlServer(vehicle, port=0).start()``; ``port`` 0 picks a free one (see ``.port``)."""
+    """``ControlServer(vehicle, port=0, firmware=None).start()``; ``port`` 0 picks a free one (see ``.port``);
+    ``firmware``: the serial firmware simulator the ``/serial`` routes drive."""
 
     daemon_threads = True
 
-    def __init__(self, vehicle: SimulatedVehicle, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, vehicle: SimulatedVehicle, port: int = 0, host: str = "127.0.0.1",
+                 firmware: FirmwareSimulator | None = None) -> None:
         super().__init__((host, port), _Handler)
         self.vehicle = vehicle
+        self.firmware = firmware
         self._thread: threading.Thread | None = None
 
     @property

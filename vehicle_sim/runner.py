@@ -47,12 +47,12 @@ def run_simulator(
     firmware: Any = None
     try:
         vehicle.start()
-        if control_port is not None:
-            control = ControlServer(vehicle, control_port).start()
-            log.info("simulator control server on %s", control.url)
         if serial_url is not None:
             firmware = start_firmware_simulator(serial_url, physics)
             log.info("serial firmware simulator on %s", firmware.link_url)
+        if control_port is not None:
+            control = ControlServer(vehicle, control_port, firmware=firmware).start()
+            log.info("simulator control server on %s", control.url)
         if on_ready is not None:
             on_ready(vehicle, control, firmware)
         with contextlib.suppress(KeyboardInterrupt):
