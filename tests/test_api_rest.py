@@ -146,6 +146,9 @@ def test_snow_refused_with_the_real_reason_and_audited_with_the_user(client: htt
     events = client.get("/api/v1/mode/events", params={"limit": 5}).json()["events"]
     assert events[0]["kind"] == "refused" and events[0]["reasons"] == body["reasons"]
     assert events[0]["source"] == "remote" and events[0]["user"].startswith("engineer")
+    # the audit trail shows the state the truck stayed in, and what was asked for
+    assert [(e["kind"], e["state"], e["target"]) for e in events[:2]] == [
+        ("refused", "TRANSPORT", "SNOW"), ("request", "TRANSPORT", "SNOW")]
     assert client.get("/api/v1/mode").json()["last_refusal"]["reasons"] == body["reasons"]
 
 
@@ -156,6 +159,8 @@ def test_sweeper_sequence_runs_and_a_clog_fault_is_acknowledged(fresh: RunningAp
         assert r.json() == {"accepted": True, "state": "TO_SWEEPER", "reasons": []}
         status = c.get("/api/v1/mode").json()
         assert status["state"] == "TO_SWEEPER" and status["target"] == "TO_SWEEPER" and status["transition_step"]
+        accepted = next(e for e in c.get("/api/v1/mode/events").json()["events"] if e["kind"] == "accepted")
+        assert (accepted["state"], accepted["target"]) == ("TO_SWEEPER", "SWEEPER")
         fresh.wait_state("SWEEPER")
         snap = snapshot(c)
         assert snap["SSC_Suction.SuctionFanSpeed"]["value"] > 2000 and snap["serial.fan_speed"]["value"] > 2000

@@ -3,10 +3,13 @@ glob subscriptions, rate clamping, bad messages, and a slow client that never re
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import bisect
 import itertools
 import json
 import os
+import random
 import socket
 import struct
 import time
@@ -17,6 +20,8 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from telemetry.api.service_port import ChangeBatch, SignalUpdate
+from telemetry.api.stream import StreamHub
 from telemetry.api.testing import RunningApi, running_api
 
 
@@ -77,6 +82,86 @@ def test_rate_is_honoured_and_clamped(api: RunningApi) -> None:
         assert 3 <= n <= 8, n  # ~5 Hz
         ws.send(json.dumps({"subscribe": ["serial.*"], "rate_hz": 0}))
         assert recv_until(ws, "subscribed")["rate_hz"] == 1
+
+
+def test_subscribing_right_after_start_gets_every_key_and_their_values() -> None:
+    # the service starts while the stream hub idles (it polls every 0.5 s with nobody subscribed): the key list
+    # comes from the service at subscribe time, not from the hub's last poll, which saw nothing yet
+    with running_api(start=False) as cold:
+        expected = sorted(k for k in cold.service.signal_keys() if k.startswith("SSC_Suction."))
+        assert expected
+        cold.backend.start()
+        with connect(cold.ws_url) as ws:
+            ws.send(json.dumps({"subscribe": ["SSC_Suction.*"], "rate_hz": 20}))
+            ack = recv_until(ws, "subscribed")
+            assert ack["keys"] == expected
+            seen: set[str] = set()
+            deadline = time.monotonic() + 5.0
+            while seen != set(expected) and time.monotonic() < deadline:
+                seen.update(recv_until(ws, "update", timeout=5.0)["updates"])
+            assert seen == set(expected)
+
+
+def test_a_20_hz_client_on_20_hz_store_updates_gets_close_to_20_updates_per_second(api: RunningApi) -> None:
+    # SSC_Suction comes at 50 Hz on CAN and reaches the store with every 20 Hz control cycle; the producer ticks
+    # at 20 Hz too, so a tick regularly finds nothing new: the client must stay due until the data comes
+    with connect(api.ws_url) as ws:
+        ws.send(json.dumps({"subscribe": ["SSC_Suction.*"], "rate_hz": 20}))
+        recv_until(ws, "update")
+        recv_until(ws, "update")
+        start, n = time.monotonic(), 0
+        while time.monotonic() - start < 3.0:
+            recv_until(ws, "update", timeout=1.0)
+            n += 1
+        rate = n / (time.monotonic() - start)
+        assert 17.0 <= rate <= 21.0, rate
+
+
+class JitteredStore:
+    """Just the stream's part of the service port: one key written every `period` with +-`jitter` around the
+    producer's own tick phase, the worst case of a control loop and a producer both at 20 Hz."""
+
+    KEY = "SSC_Suction.SuctionFanSpeed"
+
+    def __init__(self, period: float = 0.05, jitter: float = 0.012, seed: int = 7) -> None:
+        self.period, self.jitter, self.rng = period, jitter, random.Random(seed)
+        self.writes: list[float] = []
+
+    def begin(self, t0: float, n: int = 400) -> None:
+        self.writes = [t0 + k * self.period + self.rng.uniform(-self.jitter, self.jitter) for k in range(1, n)]
+
+    def now(self) -> float:
+        return time.time()
+
+    def signal_keys(self) -> list[str]:
+        return [self.KEY]
+
+    def changes_since(self, seq: int) -> ChangeBatch:
+        n = bisect.bisect(self.writes, time.monotonic())  # the asyncio loop's clock
+        if n <= seq:
+            return ChangeBatch(seq, [])
+        return ChangeBatch(n, [SignalUpdate(self.KEY, float(n), float(n), True)])
+
+
+def test_a_due_client_stays_due_until_jittered_data_arrives() -> None:
+    async def run() -> tuple[int, int]:
+        store = JitteredStore()
+        hub = StreamHub(store, queue_size=256, default_rate_hz=20)  # type: ignore[arg-type]  # the port's subset
+        client = hub.add_client()
+        hub.handle_message(client, json.dumps({"subscribe": [JitteredStore.KEY], "rate_hz": 20}))
+        store.begin(time.monotonic())
+        hub.start()  # its first poll now: the 20 Hz ticks fall where the writes jitter
+        await asyncio.sleep(3.0)
+        await hub.stop()
+        written = bisect.bisect(store.writes, time.monotonic())
+        updates = 0
+        while not client.queue.empty():
+            updates += client.queue.get_nowait()["type"] == "update"
+        return updates, written
+
+    updates, written = asyncio.run(run())
+    # one update per store write (at most one per tick): none lost to a tick that came a little early
+    assert written >= 55 and updates >= written - 3, (updates, written)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from modes import Mode
+from modes import EventKind, Mode, ModeEvent
 from telemetry.api.service_port import (
     AuditEvent,
     BusHealth,
@@ -40,6 +40,8 @@ READY_P99_SHARE = 0.8
 _BUS_ERROR_COUNTERS = ("error_frames", "bus_errors", "bus_off", "reopens", "reopen_failures", "overrun_frames",
                        "tx_errors")
 _WORKING_TARGETS = {"TRANSPORT": Mode.TRANSPORT, "SWEEPER": Mode.SWEEPER, "SNOW": Mode.SNOW}
+#: audit events about a request: their `to_state` is the requested mode
+_REQUEST_KINDS = frozenset({EventKind.REQUEST, EventKind.REFUSED, EventKind.ACCEPTED})
 #: requesting users remembered per audit event (the machine's own log is bounded too)
 _MAX_USERS = 1000
 
@@ -143,10 +145,11 @@ class ServiceView:
         with self._users_lock:
             users = {e.seq: self._users[e.seq] for e in events if e.seq in self._users}
         return [
-            AuditEvent(timestamp=e.t, kind=e.kind.value, source=e.source, text=e.reason,
-                       state=(e.to_state or e.from_state).name, user=users.get(e.seq, e.details.get("user")),
+            AuditEvent(timestamp=e.t, kind=e.kind.value, source=e.source, text=e.reason, state=_state_after(e),
+                       user=users.get(e.seq, e.details.get("user")),
                        reasons=[Reason(name=str(r.get("name")), text=str(r.get("text")))
-                                for r in e.details.get("reasons", []) if isinstance(r, dict)])
+                                for r in e.details.get("reasons", []) if isinstance(r, dict)],
+                       target=e.to_state.name if e.kind in _REQUEST_KINDS and e.to_state is not None else None)
             for e in reversed(events)
         ]
 
@@ -224,6 +227,16 @@ class ServiceView:
 
     def alive(self) -> bool:
         return self.service.loop_alive
+
+
+def _state_after(event: ModeEvent) -> str:
+    """The machine's state once `event` happened: a request's `to_state` is its target, not a state it reached."""
+    if event.kind is EventKind.ACCEPTED:
+        state = event.details.get("state")  # the state the accepted request started (e.g. TO_SWEEPER)
+        return str(state) if state else event.from_state.name
+    if event.kind in _REQUEST_KINDS:
+        return event.from_state.name
+    return (event.to_state or event.from_state).name
 
 
 def _decision(decision: Any, state: str) -> ModeDecision:

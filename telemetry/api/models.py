@@ -140,12 +140,15 @@ class ModeStatus(_View):
 
 class AuditEvent(_View):
     timestamp: float
-    kind: str
-    source: str
+    kind: str = Field(examples=["refused"])
+    source: str = Field(examples=["remote"])
     text: str
-    state: str
+    state: str = Field(examples=["TRANSPORT"],
+                       description="The machine's state after the event; a refused request leaves it unchanged")
     user: str | None = None
     reasons: list[Reason] = []
+    target: str | None = Field(None, examples=["SNOW"],
+                               description="Requested mode of request / accepted / refused events, else null")
 
 
 class AuditEvents(BaseModel):

@@ -7,7 +7,8 @@ never store or machine internals; the API validates them into pydantic models at
 Rules for implementers:
 - Every method is synchronous, thread-safe and quick (a lock and a copy): the API calls the read methods
   from a worker thread or the asyncio loop at up to 50 Hz, and nothing here may wait on the control loop's cycle.
-- Times are seconds on the service clock (`now()`, i.e. `time.monotonic()` in the service).
+- Times are seconds on the service clock (`now()`): wall-clock `time.time()` (epoch seconds) in the service, because
+  CAN frame timestamps and recordings are wall-clock (`uniross.service`); a replay uses the recording's clock.
 - Values may be NaN (J1939 "not available"); the API turns NaN/inf into JSON `null`.
 - Commands (`request_mode`, `acknowledge_fault`) are only called for an authenticated engineer; `user` is the
   role name plus a short token fingerprint, for the audit trail.
@@ -139,15 +140,20 @@ class ModeStatusView:
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One entry of the mode machine's audit trail."""
+    """One entry of the mode machine's audit trail.
+
+    `state` is the machine's state as the event left it: for a request or a refusal the state it stayed in (never
+    the requested mode), for an accepted request the state the request started, for a transition the new state.
+    `target` is the requested mode of request / refused / accepted events (None for the others)."""
 
     timestamp: float
-    kind: str  # e.g. "request", "transition", "refusal", "safe"
-    source: str  # "cab" | "api" | "auto"
+    kind: str  # "request", "accepted", "refused", "transition", "step_done", "safe_entered", ...
+    source: str  # "cab" | "remote" | "safety" | ...
     text: str
     state: str
     user: str | None = None
     reasons: Sequence[Reason] = ()
+    target: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +217,7 @@ class TelemetryService(Protocol):
     """What the telemetry API needs from the service. All methods synchronous, thread-safe and fast."""
 
     def now(self) -> float:
-        """Service clock (seconds, `time.monotonic()`), the clock of every timestamp returned here."""
+        """Service clock (epoch seconds, `time.time()`), the clock of every timestamp returned here."""
         ...
 
     def snapshot(self) -> Sequence[SignalView]:

@@ -2,7 +2,10 @@
 
 The producer task asks the service for `changes_since(seq)` at the highest subscribed rate (in a worker thread,
 so a slow call never stalls the event loop), keeps the latest value of every key, and hands each client the
-coalesced updates matching its glob patterns at that client's own rate. Queues are bounded and drop the oldest
+coalesced updates matching its glob patterns at that client's own rate. A client that falls due while nothing new
+has arrived for it stays due (its cadence does not move on), and the producer polls again after a quarter period,
+for at most one period, so data arriving just after a tick still goes out at once instead of a period later. A
+subscription resolves its key list against the service's keys at subscribe time. Queues are bounded and drop the oldest
 message when full; the number dropped goes out with the client's next message. The producer never awaits a
 client: each client has its own sender task, so a client that stops reading only loses its own messages.
 
@@ -35,6 +38,9 @@ MIN_RATE_HZ = 1.0
 MAX_RATE_HZ = 50.0
 MAX_PATTERNS = 256
 IDLE_PERIOD_S = 0.5
+#: while a client is due without new data the producer polls this many times per period (bounded: one period)
+WAIT_POLLS_PER_PERIOD = 4
+_TICK_SLACK_S = 1e-3
 _DUMPS = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 Fragment = str  # pre-encoded JSON member '"key":[t,value,valid]', encoded once per change for all clients
@@ -86,6 +92,13 @@ class Client:
         self._match_cache.clear()
         self.pending.clear()
         self.next_due = 0.0
+
+    def due(self, mono: float, tolerance: float) -> bool:
+        return bool(self.patterns) and mono + tolerance >= self.next_due
+
+    def waiting(self, mono: float, tolerance: float) -> bool:
+        """Due with nothing to send, for less than one of its periods: worth an early poll."""
+        return self.due(mono, tolerance) and not self.pending and mono - self.next_due < 1.0 / self.rate_hz
 
     def offer(self, message: dict[str, Any]) -> None:
         """Queue without waiting; when full drop the oldest queued message and count it."""
@@ -149,10 +162,15 @@ class StreamHub:
                 self.producer_errors += 1
                 log.exception("stream producer: service call failed")
             self._wake.clear()
-            # absolute tick times: a busy event loop delays a tick but does not slow the cadence
             period, now_mono = self._period(), loop.time()
-            next_tick = min(max(next_tick + period, now_mono - period), now_mono + period)
-            delay = max(0.0, next_tick - loop.time())
+            if now_mono >= next_tick - _TICK_SLACK_S:  # a regular tick, not a subscription's wake-up or a retry
+                # absolute tick times: a busy event loop delays a tick but does not slow the cadence
+                next_tick = max(next_tick + period, now_mono - period)
+            next_tick = min(next_tick, now_mono + period)  # a higher new rate takes effect at once
+            wake_at = next_tick
+            if any(c.waiting(now_mono, 0.5 * period) for c in self._clients):
+                wake_at = min(wake_at, now_mono + period / WAIT_POLLS_PER_PERIOD)
+            delay = max(0.0, wake_at - loop.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
@@ -172,34 +190,42 @@ class StreamHub:
             for key, entry in changed:
                 if client.matches(key):
                     client.pending[key] = entry
-            if mono + tolerance >= client.next_due:
+            if client.pending and client.due(mono, tolerance):  # due without data: stays due until data comes
                 # keep a steady cadence, but never try to catch up after a stall
                 client.next_due = max(client.next_due + 1.0 / client.rate_hz, mono + 0.5 / client.rate_hz)
-                if client.pending:
-                    body = ",".join(client.pending.values())
-                    client.offer({"type": "update", "t": now, "seq": self._seq, "updates": body})
-                    client.pending = {}
+                body = ",".join(client.pending.values())
+                client.offer({"type": "update", "t": now, "seq": self._seq, "updates": body})
+                client.pending = {}
 
     # ---- per connection ---------------------------------------------------------------------------------
-    async def serve(self, websocket: WebSocket) -> None:
-        """Run one accepted connection until it closes."""
+    def add_client(self) -> Client:
+        """A new subscriber with its own bounded queue (what `serve` sends from)."""
         client = Client(queue_size=self._queue_size, rate_hz=self._default_rate)
         self._clients.add(client)
+        return client
+
+    def remove_client(self, client: Client) -> None:
+        self._clients.discard(client)
+        self.dropped_total += client.dropped_total
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Run one accepted connection until it closes."""
+        client = self.add_client()
         sender = asyncio.get_running_loop().create_task(self._send_loop(websocket, client), name="ws-sender")
         try:
             while True:
                 text = await websocket.receive_text()
-                self._handle_message(client, text)
+                self.handle_message(client, text)
         except WebSocketDisconnect:
             pass
         finally:
-            self._clients.discard(client)
-            self.dropped_total += client.dropped_total
+            self.remove_client(client)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
 
-    def _handle_message(self, client: Client, text: str) -> None:
+    def handle_message(self, client: Client, text: str) -> None:
+        """One client -> server text frame: a subscription (answered on the client's queue) or an error."""
         try:
             msg = json.loads(text)
             if not isinstance(msg, dict) or "subscribe" not in msg:
@@ -217,9 +243,17 @@ class StreamHub:
             client.offer({"type": "error", "code": "bad_subscribe", "message": str(exc)})
             return
         client.subscribe(tuple(patterns), rate)
-        keys = sorted(k for k in self._latest if client.matches(k))
+        # the service's keys now (a lock and a copy), not the producer's last poll, which may be up to
+        # IDLE_PERIOD_S old: a client subscribing right after start-up still learns every key
+        try:
+            known = list(self._service.signal_keys())
+        except Exception:  # the service misbehaving: fall back to what the producer has seen
+            log.exception("stream: signal_keys failed")
+            known = list(self._latest)
+        keys = sorted(k for k in set(known).union(self._latest) if client.matches(k))
         client.offer({"type": "subscribed", "patterns": patterns, "rate_hz": rate, "keys": keys})
-        client.pending = {k: self._latest[k] for k in keys}  # first update carries the current state
+        # the first update carries the current state (keys the producer has not seen yet follow with its next poll)
+        client.pending = {k: self._latest[k] for k in keys if k in self._latest}
         self._wake.set()
 
     @staticmethod

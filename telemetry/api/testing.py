@@ -27,7 +27,6 @@ from telemetry.api.app import create_app
 from telemetry.api.server import ServerThread
 from telemetry.api.service_port import TelemetryService
 from telemetry.api.settings import ApiSettings, hash_token
-from telemetry.api.stream import IDLE_PERIOD_S
 from uniross.config import ServiceSettings, SimSettings, load_settings
 from uniross.service import Service
 from uniross.service_view import ServiceView
@@ -135,9 +134,6 @@ def running_api(
             if start and sim:
                 wait_for(lambda: view.ready()[0], ready_timeout, "the service to become ready")
                 wait_for(lambda: backend.pipeline.inputs_seen, ready_timeout, "every safety-relevant input")
-                # the stream hub polls the service every IDLE_PERIOD_S while nobody subscribes; its latest-value
-                # table (which a subscription's acknowledged key list comes from) holds live data after one poll
-                time.sleep(IDLE_PERIOD_S)
             yield RunningApi(base_url, view, backend, app, settings.api)
     finally:
         backend.stop()
