@@ -1,8 +1,11 @@
 """The dashboard in real headless Debian Chromium (Playwright, system binary) against the real service with the
-embedded simulated vehicle: live plots, interlock lights, a refusal with its reasons and a real mode sequence."""
+embedded simulated vehicle: live plots, the clock, interlock lights by target, a refusal with its reasons in the
+audit trail, and a real SWEEPER sequence to its end with the fan spin-up on the plot."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,13 +78,33 @@ def test_plots_update_live(page: Page) -> None:
     assert page.inner_text("#conn") == "stream live"
 
 
-def test_mode_and_interlock_lights(page: Page, service_url: str) -> None:
-    page.wait_for_function("document.querySelectorAll('#interlocks li').length > 5")
+def test_footer_clock_shows_the_service_time_as_local_time_of_day(page: Page) -> None:
+    page.wait_for_function("/^\\d\\d:\\d\\d:\\d\\d\\.\\d$/.test(document.querySelector('#clock').textContent)")
+    clock = page.inner_text("#clock")
+    now = time.localtime()  # the service runs on this machine with a wall clock
+    seconds = sum(int(x) * f for x, f in zip(re.split(r"[:.]", clock)[:3], (3600, 60, 1), strict=True))
+    assert abs((seconds - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec) + 43200) % 86400 - 43200) < 5, clock
+
+
+def test_mode_and_interlock_lights_grouped_by_target(page: Page, service_url: str) -> None:
+    page.wait_for_function("document.querySelectorAll('#interlocks [data-interlock]').length > 5")
     assert page.inner_text("#mode-state") == "TRANSPORT", audit(service_url)
-    assert page.locator("#interlocks li.ok").count() > 0
+    status = mode(service_url)
+    # one light per (target, interlock), one row per interlock: a shared interlock is listed once
+    names = {i["name"] for i in status["interlocks"] if not i["name"].startswith("SAFE.")}
+    lights = page.locator("#interlocks [data-interlock]")
+    assert sorted(lights.evaluate_all("els => els.map(e => e.dataset.interlock)")) == sorted(names)
+    rows = page.locator("#interlocks tbody tr")
+    assert rows.count() == len({n.split(".", 1)[1] for n in names}) < len(names)
+    shared = page.locator("#interlocks tr[data-name='engine_running'] [data-interlock]")
+    assert shared.evaluate_all("els => els.map(e => e.dataset.interlock)") == [
+        "SWEEPER.engine_running", "SNOW.engine_running"]
     # the sweeper-equipped demo truck: the snow attachment interlock is red, the sweeper head one green
-    assert page.locator("#interlocks li[data-interlock='SNOW.snow_attachment_mounted']:not(.ok)").count() == 1
-    assert page.locator("#interlocks li.ok[data-interlock='SWEEPER.sweeper_head_mounted']").count() == 1
+    assert page.locator("#interlocks .lamp.bad[data-interlock='SNOW.snow_attachment_mounted']").count() == 1
+    assert page.locator("#interlocks .lamp.ok[data-interlock='SWEEPER.sweeper_head_mounted']").count() == 1
+    assert "ready" in page.inner_text("#interlocks th[data-target='SWEEPER']")
+    assert "1 blocking" in page.inner_text("#interlocks th[data-target='SNOW']")
+    assert page.inner_text("#safe-causes") == "none"
 
 
 def test_operator_refused_then_engineer_refusal_reasons_then_accepted(page: Page, service_url: str) -> None:
@@ -94,12 +117,21 @@ def test_operator_refused_then_engineer_refusal_reasons_then_accepted(page: Page
     page.wait_for_selector("#mode-request-result.refused li[data-reason]")
     assert "refused" in page.inner_text("#mode-request-result")
     assert page.locator("#mode-request-result li[data-reason='snow_attachment_mounted']").count() == 1
+    # the audit trail: the requested target, and the state the truck stayed in
+    refused = page.wait_for_selector("#mode-events li[data-kind='refused']")
+    assert refused is not None and "SNOW" in refused.inner_text() and "→ TRANSPORT" in refused.inner_text()
 
     page.click("#btn-SWEEPER")
     page.wait_for_selector("#mode-request-result.ok")
-    # the real sequence starts (nozzle, brushes, water, fan ramp: ~10 s of actuator travel in the simulator)
-    page.wait_for_function("document.querySelector('#mode-state').dataset.state === 'TO_SWEEPER'", timeout=5000)
-    status = mode(service_url)
-    assert status["state"] in {"TO_SWEEPER", "SWEEPER"}, audit(service_url)
     accepted = next(e for e in audit(service_url) if e["kind"] == "accepted")
     assert accepted["source"] == "remote" and accepted["user"].startswith("engineer:")
+    assert (accepted["state"], accepted["target"]) == ("TO_SWEEPER", "SWEEPER")
+    # the real sequence (nozzle, brushes, water, fan ramp: ~10 s of actuator travel in the simulator) to its end
+    page.wait_for_function("document.querySelector('#mode-state').dataset.state === 'SWEEPER'", timeout=25000)
+    assert mode(service_url)["state"] == "SWEEPER", audit(service_url)
+    # and the fan spin-up on the plot: serial and CAN fan speed both past 2000 rpm
+    page.wait_for_function(
+        "(() => { const v = JSON.parse(document.querySelector('#plot-fan').dataset.latest || '{}');"
+        " return v['serial.fan_speed'] > 2000 && v['SSC_Suction.SuctionFanSpeed'] > 2000; })()",
+        timeout=10000,
+    )

@@ -4,9 +4,9 @@ The producer task asks the service for `changes_since(seq)` at the highest subsc
 so a slow call never stalls the event loop), keeps the latest value of every key, and hands each client the
 coalesced updates matching its glob patterns at that client's own rate. A client that falls due while nothing new
 has arrived for it stays due (its cadence does not move on), and the producer polls again after a quarter period,
-for at most one period, so data arriving just after a tick still goes out at once instead of a period later. A
-subscription resolves its key list against the service's keys at subscribe time. Queues are bounded and drop the oldest
-message when full; the number dropped goes out with the client's next message. The producer never awaits a
+for at most one period, so data arriving just after a tick still goes out at once instead of a period later.
+A subscription resolves its key list against the service's keys at subscribe time. Queues are bounded and drop the
+oldest message when full; the number dropped goes out with the client's next message. The producer never awaits a
 client: each client has its own sender task, so a client that stops reading only loses its own messages.
 
 Protocol (JSON text frames). Client -> server: `{"subscribe": ["SSC_Suction.*", "serial.fan_speed"],

@@ -4,6 +4,12 @@
 
 const API = "/api/v1";
 const $ = (id) => document.getElementById(id);
+/* service times are epoch seconds (the service clock is wall-clock time.time()): show local time of day */
+const timeOfDay = (t) => {
+  const d = new Date(t * 1000);
+  const hms = d.toLocaleTimeString("en-GB", { hour12: false });
+  return `${hms}.${String(Math.floor(d.getMilliseconds() / 100))}`;
+};
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 
 const charts = [
@@ -47,7 +53,7 @@ function connect() {
       if (chart) { chart.push(key, t, v); touched.add(chart); }
     }
     for (const chart of charts) chart.commit(msg.t);  // keep the time axis moving even without new data
-    $("clock").textContent = msg.t.toFixed(1) + " s";
+    $("clock").textContent = timeOfDay(msg.t);
     if (msg.dropped) console.warn(`stream: ${msg.dropped} messages dropped`);
   };
   ws.onclose = () => {
@@ -68,10 +74,40 @@ function renderMode(m) {
   badge.textContent = m.state; badge.dataset.state = m.state;
   $("cab-selector").textContent = m.cab_selector;
   $("mode-step").textContent = m.transition_step ? `step: ${m.transition_step}` : "";
-  const byName = new Map();  // one light per interlock; a failing evaluation wins over a passing one
-  for (const i of m.interlocks) if (!byName.has(i.name) || !i.ok) byName.set(i.name, i);
-  $("interlocks").innerHTML = [...byName.values()].map((i) =>
-    `<li class="${i.ok ? "ok" : "bad"}" data-interlock="${esc(i.name)}" title="${esc(i.name)}">${esc(i.text)}</li>`).join("");
+  renderInterlocks(m.interlocks);
+}
+
+/* Interlocks come as "<TARGET>.<name>" per target mode (shared ones once per target) and "SAFE.<cause>": one row
+ * per interlock with a light in the column of each target it applies to; live SAFE causes listed apart. */
+const TARGETS = ["SWEEPER", "SNOW"];
+function renderInterlocks(interlocks) {
+  const rows = new Map();  // name -> {text, SWEEPER: ok, SNOW: ok}
+  const causes = [];
+  for (const i of interlocks) {
+    const dot = i.name.indexOf(".");
+    const target = i.name.slice(0, dot), name = i.name.slice(dot + 1);
+    if (target === "SAFE") { causes.push(i); continue; }
+    if (!TARGETS.includes(target)) continue;
+    if (!rows.has(name)) rows.set(name, { text: i.text });
+    const row = rows.get(name);
+    row[target] = row[target] === undefined ? i.ok : row[target] && i.ok;  // a failing evaluation wins
+  }
+  const light = (target, name, ok) => ok === undefined
+    ? `<td class="na" title="not an interlock of ${target}">–</td>`
+    : `<td><span class="lamp ${ok ? "ok" : "bad"}" data-interlock="${esc(target + "." + name)}" `
+      + `title="${esc(target)}: ${ok ? "ok" : "blocking"}"></span></td>`;
+  $("interlocks").tBodies[0].innerHTML = [...rows].map(([name, row]) =>
+    `<tr data-name="${esc(name)}"><td title="${esc(name)}">${esc(row.text)}</td>`
+    + TARGETS.map((t) => light(t, name, row[t])).join("") + "</tr>").join("");
+  for (const target of TARGETS) {  // column heads: ready, or how many interlocks block that target
+    const blocking = [...rows.values()].filter((r) => r[target] === false).length;
+    const th = $("interlocks").tHead.querySelector(`th[data-target="${target}"]`);
+    th.className = blocking ? "bad" : "ok";
+    th.innerHTML = `${target}<small>${blocking ? `${blocking} blocking` : "ready"}</small>`;
+  }
+  $("safe-causes").innerHTML = causes.length
+    ? causes.map((c) => `<li class="bad" data-cause="${esc(c.name.slice(5))}">${esc(c.text)}</li>`).join("")
+    : `<li class="ok none">none</li>`;
 }
 
 function renderFaults(f) {
@@ -103,7 +139,10 @@ function renderHealth(h) {
 
 function renderEvents(e) {
   $("mode-events").innerHTML = e.events.map((x) =>
-    `<li><span class="muted">${x.timestamp.toFixed(1)}</span> ${esc(x.kind)} (${esc(x.source)}) ${esc(x.text)}</li>`).join("");
+    `<li data-kind="${esc(x.kind)}"><span class="muted">${timeOfDay(x.timestamp)}</span> `
+    + `<b class="kind-${esc(x.kind)}">${esc(x.kind)}</b>${x.target ? " " + esc(x.target) : ""} `
+    + `<span class="muted">(${esc(x.source)}${x.user ? ", " + esc(x.user) : ""})</span> `
+    + `${esc(x.text)} <span class="muted">→ ${esc(x.state)}</span></li>`).join("");
 }
 
 async function poll() {

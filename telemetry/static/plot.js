@@ -1,6 +1,7 @@
 /* StripChart: a dependency-free canvas time-series plot (rolling window, several series, legend).
  * Series: {key, label, color, width, dash}. push(key, t, v) appends a point; the chart redraws once per
- * animation frame and counts updates in the container's data-updates attribute. */
+ * animation frame, counts updates in the container's data-updates attribute and keeps the latest value of every
+ * series (what the legend shows) as JSON {key: value} in data-latest. */
 "use strict";
 
 class StripChart {
@@ -37,6 +38,8 @@ class StripChart {
     this.now = Math.max(this.now, now);
     this.updates += 1;
     this.container.dataset.updates = String(this.updates);
+    this.container.dataset.latest = JSON.stringify(Object.fromEntries(
+      this.series.filter((s) => s.v.length).map((s) => [s.key, s.v[s.v.length - 1]])));
     this.dirty = true;
   }
 
