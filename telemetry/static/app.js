@@ -80,6 +80,7 @@ function renderMode(m) {
 /* Interlocks come as "<TARGET>.<name>" per target mode (shared ones once per target) and "SAFE.<cause>": one row
  * per interlock with a light in the column of each target it applies to; live SAFE causes listed apart. */
 const TARGETS = ["SWEEPER", "SNOW"];
+const rowOrder = new Map();  // interlock name -> row index, fixed when first seen: rows never jump between polls
 function renderInterlocks(interlocks) {
   const rows = new Map();  // name -> {text, SWEEPER: ok, SNOW: ok}
   const causes = [];
@@ -88,6 +89,7 @@ function renderInterlocks(interlocks) {
     const target = i.name.slice(0, dot), name = i.name.slice(dot + 1);
     if (target === "SAFE") { causes.push(i); continue; }
     if (!TARGETS.includes(target)) continue;
+    if (!rowOrder.has(name)) rowOrder.set(name, rowOrder.size);
     if (!rows.has(name)) rows.set(name, { text: i.text });
     const row = rows.get(name);
     row[target] = row[target] === undefined ? i.ok : row[target] && i.ok;  // a failing evaluation wins
@@ -96,7 +98,8 @@ function renderInterlocks(interlocks) {
     ? `<td class="na" title="not an interlock of ${target}">–</td>`
     : `<td><span class="lamp ${ok ? "ok" : "bad"}" data-interlock="${esc(target + "." + name)}" `
       + `title="${esc(target)}: ${ok ? "ok" : "blocking"}"></span></td>`;
-  $("interlocks").tBodies[0].innerHTML = [...rows].map(([name, row]) =>
+  const sorted = [...rows].sort(([a], [b]) => rowOrder.get(a) - rowOrder.get(b));
+  $("interlocks").tBodies[0].innerHTML = sorted.map(([name, row]) =>
     `<tr data-name="${esc(name)}"><td title="${esc(name)}">${esc(row.text)}</td>`
     + TARGETS.map((t) => light(t, name, row[t])).join("") + "</tr>").join("");
   for (const target of TARGETS) {  // column heads: ready, or how many interlocks block that target
@@ -142,7 +145,7 @@ function renderEvents(e) {
     `<li data-kind="${esc(x.kind)}"><span class="muted">${timeOfDay(x.timestamp)}</span> `
     + `<b class="kind-${esc(x.kind)}">${esc(x.kind)}</b>${x.target ? " " + esc(x.target) : ""} `
     + `<span class="muted">(${esc(x.source)}${x.user ? ", " + esc(x.user) : ""})</span> `
-    + `${esc(x.text)} <span class="muted">→ ${esc(x.state)}</span></li>`).join("");
+    + `${x.text === x.kind ? "" : esc(x.text) + " "}<span class="muted">→ ${esc(x.state)}</span></li>`).join("");
 }
 
 async function poll() {
