@@ -66,7 +66,12 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from hil_tests.scenario_support import MEASUREMENTS, RigTiming
+
     terminalreporter.write_line(_bus_line(bus_config_from_env(os.environ)))
+    terminalreporter.write_line(RigTiming.from_env(os.environ).describe())
+    for line in MEASUREMENTS:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -116,10 +121,11 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rig(can_bus_config: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """The simulated vehicle and the service as processes on the HIL bus, shared by one scenario module
-    (``hil_tests.scenario_support.Rig``), in TRANSPORT with every input valid."""
+    """The simulated vehicle and the service as processes on the HIL bus, shared by every scenario of the session
+    (``hil_tests.scenario_support.Rig``; started once: start-up costs ~14 s in the UML guest), in TRANSPORT with
+    every input valid. Each scenario starts with ``rig.back_to_transport()``."""
     from hil_tests.scenario_support import started_rig
 
     with started_rig(can_bus_config, tmp_path_factory.mktemp("rig")) as started:

@@ -2,8 +2,14 @@
 separate OS processes on the HIL bus, talking over the real serial link (TCP), driven through their HTTP APIs.
 
 `Rig` owns the two processes, an engineer token, an ``httpx`` client and the waits the scenarios need. It is
-built once per test module (process start-up is the expensive part in the UML guest) by ``start_rig``; each
+built once per test session (process start-up is the expensive part in the UML guest) by ``started_rig``; each
 scenario brings the service back to TRANSPORT with ``Rig.back_to_transport`` before it starts.
+
+`RigTiming` holds the service's supervision timeouts for the runner: the UML guest shares ONE slow CPU between the
+simulator, the service and pytest, and its scheduling jitter makes 20 ms messages miss their 70 ms DBC reception
+timeout, which (correctly) drives SAFE. There the rig scales every DBC reception timeout by
+``check_timeout_scale`` and gives the serial link ``link_timeout_s``; the fault scenarios assert against the
+scaled values.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +43,53 @@ START_TIMEOUT_S = 120.0
 OBC_SOURCE = 0x27
 #: python-can's udp_multicast loops a process's own frames back to it: the service's reader counts its own frames
 OWN_FRAMES_LOOP_BACK = frozenset({"udp_multicast"})
+
+
+#: runner (``UNIROSS_HIL_RUNNER``) -> (check_timeout_scale, serial link_timeout_s); others get the service defaults
+RUNNER_TIMING = {"uml-guest": (4.0, 1.0)}
+DEFAULT_TIMING = (1.0, 0.25)
+
+
+@dataclass(frozen=True)
+class RigTiming:
+    """Supervision timeouts the rig gives the service (``UNIROSS_CHECK_TIMEOUT_SCALE``,
+    ``UNIROSS_SERIAL__LINK_TIMEOUT_S``); overridable with ``UNIROSS_HIL_CHECK_TIMEOUT_SCALE`` and
+    ``UNIROSS_HIL_LINK_TIMEOUT_S``."""
+
+    runner: str
+    check_timeout_scale: float
+    link_timeout_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RigTiming:
+        runner = env.get("UNIROSS_HIL_RUNNER", "host")
+        scale, link = RUNNER_TIMING.get(runner, DEFAULT_TIMING)
+        scale = float(env.get("UNIROSS_HIL_CHECK_TIMEOUT_SCALE") or scale)
+        link = float(env.get("UNIROSS_HIL_LINK_TIMEOUT_S") or link)
+        if scale < 1.0 or link <= 0:
+            raise ValueError(f"check_timeout_scale must be >= 1 and link_timeout_s > 0 (got {scale}, {link})")
+        return cls(runner, scale, link)
+
+    def reception_timeout(self, message: str) -> float:
+        """The service's reception timeout of ``message``: its DBC timeout times the scale."""
+        from firmware_bridge.dbc_database import default_database, timeout_s
+
+        base = timeout_s(default_database().get_message_by_name(message))
+        if base is None:
+            raise ValueError(f"{message} has no reception timeout in the DBC")
+        return base * self.check_timeout_scale
+
+    def service_env(self) -> dict[str, str]:
+        return {"UNIROSS_CHECK_TIMEOUT_SCALE": str(self.check_timeout_scale),
+                "UNIROSS_SERIAL__LINK_TIMEOUT_S": str(self.link_timeout_s)}
+
+    def describe(self) -> str:
+        return (f"HIL timing: check_timeout_scale={self.check_timeout_scale:g} "
+                f"serial link_timeout_s={self.link_timeout_s:g} (runner={self.runner})")
+
+
+#: measured numbers the scenarios report; printed in the suite summary (conftest.pytest_terminal_summary)
+MEASUREMENTS: list[str] = []
 
 
 def free_port() -> int:
@@ -65,6 +118,7 @@ class Rig:
 
     bus: dict[str, str]
     workdir: Path
+    timing: RigTiming = field(default_factory=lambda: RigTiming.from_env(os.environ))
     sim_port: int = field(default_factory=free_port)
     serial_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
@@ -94,7 +148,8 @@ class Rig:
 
     def start_service(self) -> ManagedProcess:
         self._service_runs += 1
-        env = {"UNIROSS_API__ENGINEER_TOKEN_HASHES": json.dumps([hashlib.sha256(self.token.encode()).hexdigest()])}
+        env = {"UNIROSS_API__ENGINEER_TOKEN_HASHES": json.dumps([hashlib.sha256(self.token.encode()).hexdigest()]),
+               **self.timing.service_env()}
         self.service = self._spawn(
             [*UNIROSS, "run", "-i", self.bus["interface"], "-c", self.bus["channel"],
              "--serial", f"socket://127.0.0.1:{self.serial_port}", "--port", str(self.api_port)],
@@ -180,16 +235,23 @@ class Rig:
     def sim_fault(self, kind: str, **spec: Any) -> None:
         self.http.post(self.sim_url("/fault"), json={"kind": kind, **spec}).raise_for_status()
 
+    def sim_stall_serial(self, seconds: float) -> None:
+        """The serial firmware simulator sends and reads nothing for ``seconds`` (a hung firmware)."""
+        self.http.post(self.sim_url("/serial/stall"), json={"seconds": seconds}).raise_for_status()
+
+    def sim_serial(self) -> dict[str, Any]:
+        return dict(self.http.get(self.sim_url("/serial")).json())
+
     def sim_counters(self) -> dict[str, Any]:
         return dict(self.http.get(self.sim_url("/counters")).json())
 
     def sim_state(self) -> dict[str, Any]:
         return dict(self.http.get(self.sim_url("/state")).json())
 
-    def quiet_totals(self, quiet_s: float = 0.6) -> tuple[int, int]:
+    def quiet_totals(self, quiet_s: float = 0.6, hold_s: float = 0.6) -> tuple[int, int]:
         """Silence the simulated vehicle for a moment and read (frames it sent, frames the service counted) while
-        nothing is in flight: the two totals of one instant."""
-        self.sim_fault("silent", duration=quiet_s + 0.6)
+        nothing is in flight: the two totals of one instant. The silence lasts ``hold_s`` after the reads."""
+        self.sim_fault("silent", duration=quiet_s + hold_s)
         time.sleep(quiet_s)  # frames in flight when the silence began are received and counted by now
         sent = sum(self.sim_counters()["sent"].values())
         received = int(self.health()["bus"]["frames_total"])

@@ -1,7 +1,9 @@
 """Scenario: faults injected into the simulated vehicle, seen by the service as separate processes on the bus:
 message dropout -> SAFE (audited), frozen counter and bad checksum counted exactly, DM1 with several DTCs (BAM),
-bus-off and recovery, and the service killed (SIGKILL): the vehicle's own heartbeat watchdog stops the actuators,
-and a restarted service comes back cleanly."""
+bus-off and recovery, the serial firmware link stalled -> SAFE and recovery, and the service killed (SIGKILL):
+the vehicle's own heartbeat watchdog stops the actuators, and a restarted service comes back cleanly.
+
+Timeouts are asserted against the rig's (scaled) supervision timeouts: see ``scenario_support.RigTiming``."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from hil_tests.scenario_support import Rig, wait_until
 pytestmark = pytest.mark.hil
 
 INJECTED = 5
+CONTROL_CYCLE_S = 0.05
+#: HTTP request to the simulator, its scheduler, and the other processes on the guest's one CPU
+SLACK_S = 0.4
 
 
 def _acknowledge_safe(rig: Rig) -> None:
@@ -31,8 +36,9 @@ def test_message_dropout_drives_safe(rig: Rig) -> None:
     rig.wait_state("SAFE", timeout=5)
     safe = next(e for e in rig.events(50) if e["kind"] == "safe_entered")
     assert "stale:SSC_Suction" in safe["text"], safe
-    # SSC_Suction timeout (70 ms) + one 50 ms control cycle, plus HTTP and scheduling slack between processes
-    assert safe["timestamp"] - injected < 0.5, safe["timestamp"] - injected
+    # SSC_Suction's (scaled) reception timeout + one 50 ms control cycle + HTTP and scheduling slack
+    limit = rig.timing.reception_timeout("SSC_Suction") + CONTROL_CYCLE_S + SLACK_S
+    assert safe["timestamp"] - injected < limit, (safe["timestamp"] - injected, limit)
     assert rig.messages()["SSC_Suction"]["timeouts"] >= 1
     # SAFE holds after the cause is gone until an acknowledged request
     wait_until(lambda: rig.messages()["SSC_Suction"]["valid"] or None, 10, "SSC_Suction valid again")
@@ -83,6 +89,28 @@ def test_bus_off_and_recovery(rig: Rig) -> None:
     _acknowledge_safe(rig)
 
 
+def test_serial_link_stall_drives_safe_and_recovers(rig: Rig) -> None:
+    rig.back_to_transport()
+    link_timeout = rig.timing.link_timeout_s
+    stalls = rig.sim_serial()["injected"]["stalls"]
+    injected = time.time()
+    rig.sim_stall_serial(link_timeout + 1.0)
+    rig.wait_state("SAFE", timeout=link_timeout + 5)
+    safe = next(e for e in rig.events(50) if e["kind"] == "safe_entered")
+    assert "serial_link_lost" in safe["text"], safe  # the cause is the serial link, not a CAN message
+    assert "stale:SSC" not in safe["text"] and "stale:CCVS1" not in safe["text"], safe
+    # the link's timeout (no frame from the firmware) + one control cycle + slack
+    limit = link_timeout + CONTROL_CYCLE_S + SLACK_S
+    assert safe["timestamp"] - injected < limit, (safe["timestamp"] - injected, limit)
+    assert not rig.health()["serial"]["connected"]
+    assert rig.sim_serial()["injected"]["stalls"] == stalls + 1
+    assert rig.request_mode("TRANSPORT").status_code == 409  # SAFE holds until acknowledged
+    # the firmware answers again: the link comes back up on its own, then an acknowledged TRANSPORT
+    wait_until(lambda: rig.health()["serial"]["connected"] or None, link_timeout + 15, "serial link up again")
+    _acknowledge_safe(rig)
+    assert rig.values()["serial.fan_speed"] is not None
+
+
 def test_service_killed_vehicle_watchdog_stops_and_restart_is_clean(rig: Rig) -> None:
     rig.back_to_transport()
     assert rig.request_mode("SWEEPER").status_code == 200
@@ -105,5 +133,15 @@ def test_service_killed_vehicle_watchdog_stops_and_restart_is_clean(rig: Rig) ->
     service.stop()
     rig.start_service()
     rig.wait_inputs_valid(60)
-    assert rig.state() == "TRANSPORT"  # a restarted service starts in TRANSPORT, never in the old working mode
+    # a restarted service never resumes the old working mode. It starts in TRANSPORT, or, when its first control
+    # steps run before the SSC has seen its heartbeat again (the guest's slow CPU), in SAFE for the SSC's own
+    # report of the watchdog trip: the vehicle's fault, acknowledged like any SAFE
+    mode = rig.state()
+    assert mode in ("TRANSPORT", "SAFE"), mode
+    if mode == "SAFE":
+        causes = [e["text"] for e in rig.events(50) if e["kind"] == "safe_entered"]
+        assert causes and all(c == "ssc_heartbeat_lost" for c in causes), causes
     wait_until(lambda: rig.sim_state()["state"]["heartbeat_ok"] or None, 10, "heartbeat back at the vehicle")
+    commands = rig.sim_state()["commands"]  # what the vehicle now receives from the new service: stowed, stopped
+    assert commands["fan_setpoint"] == 0 and not commands["nozzle_lower"], commands
+    _acknowledge_safe(rig)
