@@ -52,6 +52,17 @@ class LoopTimer:
         finally:
             self.record(time.perf_counter() - start)
 
+    def recent_percentile(self, q: float, calls: int) -> float:
+        """Percentile ``q`` (0..100, seconds) of the last ``calls`` durations (fewer if fewer were recorded)."""
+        with self._lock:
+            n = min(self._n, self._window.size, calls)
+            if n == 0:
+                return 0.0
+            end = self._n % self._window.size
+            idx = (np.arange(end - n, end)) % self._window.size
+            recent = self._window[idx].copy()
+        return float(np.percentile(recent, q))
+
     def summary(self) -> dict[str, Any]:
         """Counts, mean/p50/p90/p99/max (us, percentiles over the recent window), misses, histogram."""
         with self._lock:
