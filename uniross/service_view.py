@@ -14,6 +14,7 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from modes import EventKind, Mode, ModeEvent
+from modes.sequences import SEQUENCE_STATES
 from telemetry.api.service_port import (
     AuditEvent,
     BusHealth,
@@ -137,7 +138,7 @@ class ServiceView:
             cab_selector=_selector_name(status.cab_selector),
             interlocks=interlocks,
             transition_step=status.step_name,
-            target=None if status.sequence is None else str(status.sequence.value),
+            target=None if status.sequence is None else SEQUENCE_STATES[status.sequence][1].name,
             last_refusal=None if last is None else _decision(last, status.state.name),
         )
 
