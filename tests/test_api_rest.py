@@ -158,7 +158,7 @@ def test_sweeper_sequence_runs_and_a_clog_fault_is_acknowledged(fresh: RunningAp
         assert r.status_code == 200, r.text
         assert r.json() == {"accepted": True, "state": "TO_SWEEPER", "reasons": []}
         status = c.get("/api/v1/mode").json()
-        assert status["state"] == "TO_SWEEPER" and status["target"] == "TO_SWEEPER" and status["transition_step"]
+        assert status["state"] == "TO_SWEEPER" and status["target"] == "SWEEPER" and status["transition_step"]
         accepted = next(e for e in c.get("/api/v1/mode/events").json()["events"] if e["kind"] == "accepted")
         assert (accepted["state"], accepted["target"]) == ("TO_SWEEPER", "SWEEPER")
         fresh.wait_state("SWEEPER")
