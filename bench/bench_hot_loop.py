@@ -14,10 +14,10 @@ import argparse
 import statistics
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
+from firmware_bridge.serial_link import SampleBatch
 from telemetry.faults import FaultManager
 from telemetry.filters import ChannelFilterConfig, ChannelFilters, FilterBankConfig
 from telemetry.hot_loop import HotLoop, HotLoopConfig
@@ -28,15 +28,6 @@ BLOCK = 20
 MAIN = ("suction_pressure", "fan_speed", "fan_drive_pressure", "nozzle_dp")
 CHANNELS = MAIN + tuple(f"aux_{i}" for i in range(12))
 LEVELS = np.array([-4000.0, 3000.0, 180.0, 800.0] + [100.0] * 12)
-
-
-@dataclass
-class Batch:
-    channels: tuple[str, ...]
-    first_index: int
-    samples: np.ndarray
-    gap_before: bool
-    host_time: float
 
 
 def make_signal(seconds: float, seed: int = 0) -> np.ndarray:
@@ -59,7 +50,7 @@ def vectorized_run(x: np.ndarray) -> tuple[float, list[float], HotLoop]:
     latencies: list[float] = []
     cpu0 = time.process_time()
     for start in range(0, x.shape[1], BLOCK):
-        batch = Batch(CHANNELS, start, x[:, start : start + BLOCK], False, (start + BLOCK - 1) / FS)
+        batch = SampleBatch(CHANNELS, start, x[:, start : start + BLOCK], False, (start + BLOCK - 1) / FS)
         t0 = time.perf_counter()
         loop.process_samples(batch, now=start / FS)
         latencies.append(time.perf_counter() - t0)

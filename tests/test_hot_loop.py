@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
+from firmware_bridge.serial_link import SampleBatch
 from telemetry.faults import FaultManager
 from telemetry.hot_loop import HotLoop, HotLoopConfig
 from telemetry.signal_store import SignalStore
 
 CHANNELS = ("suction_pressure", "fan_speed", "fan_drive_pressure", "nozzle_dp")
 LEVELS = np.array([-4000.0, 3000.0, 180.0, 800.0])
-
-
-@dataclass
-class Batch:
-    channels: tuple[str, ...]
-    first_index: int
-    samples: np.ndarray
-    gap_before: bool
-    host_time: float
 
 
 @dataclass
@@ -45,8 +38,8 @@ def make_loop(**cfg) -> tuple[HotLoop, SignalStore, FaultManager]:
     return HotLoop(store, faults, HotLoopConfig(**cfg)), store, faults
 
 
-def steady_batch(first: int, n: int = 20, gap: bool = False, levels: np.ndarray = LEVELS) -> Batch:
-    return Batch(CHANNELS, first, np.repeat(levels[:, None], n, axis=1), gap, (first + n - 1) / 1000.0)
+def steady_batch(first: int, n: int = 20, gap: bool = False, levels: np.ndarray = LEVELS) -> SampleBatch:
+    return SampleBatch(CHANNELS, first, np.repeat(levels[:, None], n, axis=1), gap, (first + n - 1) / 1000.0)
 
 
 def test_serial_batches_fill_store_at_telemetry_rate():
@@ -90,10 +83,10 @@ def test_index_jump_without_gap_flag_is_treated_as_gap():
 
 def test_bad_input_is_counted_never_raised():
     loop, store, _ = make_loop()
-    loop.process_samples(Batch(CHANNELS, 0, np.empty((4, 0)), False, 0.0), now=0.0)
-    loop.process_samples(Batch(CHANNELS, 0, np.ones((3, 20)), False, 0.0), now=0.0)
-    loop.process_samples(Batch(("fan_speed", "weird"), 0, np.ones((2, 20)), False, 0.1), now=0.0)
-    loop.process_samples(Batch(CHANNELS, 20, "garbage", False, 0.2), now=0.0)  # type: ignore[arg-type]
+    loop.process_samples(SampleBatch(CHANNELS, 0, np.empty((4, 0)), False, 0.0), now=0.0)
+    loop.process_samples(SampleBatch(CHANNELS, 0, np.ones((3, 20)), False, 0.0), now=0.0)
+    loop.process_samples(SampleBatch(("fan_speed", "weird"), 0, np.ones((2, 20)), False, 0.1), now=0.0)
+    loop.process_samples(SampleBatch(CHANNELS, 20, "garbage", False, 0.2), now=0.0)  # type: ignore[arg-type]
     nan_block = steady_batch(40)
     nan_block.samples[1, 3:6] = np.nan
     loop.process_samples(nan_block, now=0.0)
@@ -158,8 +151,8 @@ def test_sample_times_follow_the_least_delay_and_never_lie_in_the_future():
     rng = np.random.default_rng(3)
     host_times = []
     for k in range(200):
-        b = steady_batch(k * 20)
-        b.host_time = 100.0 + (k * 20 + 19) / 1000.0 + 0.002 + rng.exponential(0.01)  # jittery transport delay
+        host_time = 100.0 + (k * 20 + 19) / 1000.0 + 0.002 + rng.exponential(0.01)  # jittery transport delay
+        b = dataclasses.replace(steady_batch(k * 20), host_time=host_time)
         host_times.append(b.host_time)
         loop.process_samples(b, b.host_time)
         latest = store.latest("serial.fan_speed.raw")

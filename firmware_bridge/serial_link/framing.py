@@ -51,6 +51,11 @@ class Frame:
     seq: int
     payload: bytes
 
+    def encode(self) -> bytes:
+        """The wire bytes of this frame again, delimiters included (forwarding, recording, tests)."""
+        return encode_frame(self.msg_type, self.seq, self.payload, from_firmware=self.from_firmware,
+                            major=self.major, minor=self.minor)
+
 
 def crc32(data: bytes | bytearray | memoryview) -> int:
     """CRC-32/IEEE 802.3 (0x04C11DB7 reflected), the frame check sequence."""
