@@ -78,17 +78,20 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get(CONFIG_ENV)
-        if path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
-        return tuple(sources)
+        # precedence: explicit values (CLI) > environment > TOML file (model_config["toml_file"], if any)
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> ServiceSettings:
     """Settings from ``config_file`` (TOML) or ``$UNIROSS_CONFIG``, the environment, then ``overrides``."""
-    if config_file is not None:
-        if not Path(config_file).is_file():
-            raise FileNotFoundError(f"config file not found: {config_file}")
-        os.environ[CONFIG_ENV] = str(config_file)
-    return ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})
+    path = config_file if config_file is not None else os.environ.get(CONFIG_ENV)
+    if path is None:
+        return ServiceSettings(**overrides)
+    toml_file = Path(path)
+    if not toml_file.is_file():
+        raise FileNotFoundError(f"config file not found: {toml_file}")
+
+    class FileSettings(ServiceSettings):
+        model_config = SettingsConfigDict(**{**ServiceSettings.model_config, "toml_file": toml_file})
+
+    return FileSettings(**overrides)
