@@ -111,3 +111,19 @@ def test_can_timeout_drives_safe_within_one_control_cycle(service: tuple[Service
     assert svc.pipeline.checks.timeout_scale == 3.0
     assert safe.timestamp - injected < timeout + 0.05 + 0.15
     assert next(m for m in view.health().bus.messages if m.name == "SSC_Suction").timeouts >= 1
+
+
+def test_firmware_records_and_link_events_reach_the_service(
+    service: tuple[Service, ServiceView], caplog: pytest.LogCaptureFixture
+) -> None:
+    svc, _ = service
+    wait_for(lambda: svc.pipeline.inputs_seen, 5.0, "inputs")
+    caplog.set_level("INFO", logger="uniross.service")
+    svc.firmware_sim.fault(17, "fan drive pressure sensor out of range")
+    svc.firmware_sim.log("nozzle calibrated")
+    wait_for(lambda: sum(1 for e in svc.link_events if hasattr(e, "record")) >= 2, 3.0, "firmware records")
+    records = [e.record for e in svc.link_events if hasattr(e, "record")]
+    assert any(r.is_fault and r.code == 17 and r.active for r in records)
+    assert any(not r.is_fault and r.text == "nozzle calibrated" for r in records)
+    assert any(e.kind.value == "link_up" for e in svc.link_events if hasattr(e, "kind"))
+    assert "SSC firmware fault 17 raised: fan drive pressure sensor out of range" in caplog.text

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,15 @@ from firmware_bridge.command_gate import CommandGate
 from firmware_bridge.dbc_database import load_database
 from firmware_bridge.serial_link import SerialLink
 from firmware_bridge.serial_link.messages import CHANNEL_NAMES
+from firmware_bridge.serial_link.receiver import FirmwareRecordEvent, LinkEvent, LinkEventKind
 from uniross.config import ServiceSettings
 from uniross.pipeline import Pipeline, PipelineConfig
 from uniross.recording import Recorder, SampleRecorder
 
 log = logging.getLogger("uniross.service")
+
+#: firmware record severity (DEBUG..CRITICAL = 0..4) -> logging level
+_FIRMWARE_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.CRITICAL}
 
 #: reception timeouts are scaled by this when the simulated vehicle runs inside the service's process (see config)
 EMBEDDED_SIM_TIMEOUT_SCALE = 3.0
@@ -50,6 +55,7 @@ class Service:
         bus = settings.bus.model_dump(exclude_none=True)
         self.embedded_sim: Any = None
         self.sim_control: Any = None
+        self.firmware_sim: Any = None
         self._sim_thread: threading.Thread | None = None
         if settings.sim.embedded and "interface" not in bus:
             bus.update(interface="virtual", channel=f"uniross-{uuid.uuid4().hex[:8]}")
@@ -86,6 +92,7 @@ class Service:
         if serial_url is not None:
             self.link = SerialLink(serial_url, baudrate=settings.serial.baudrate,
                                    link_timeout=settings.serial.link_timeout_s, clock=clock, start=False)
+        self.link_events: deque[LinkEvent | FirmwareRecordEvent] = deque(maxlen=256)
         self.sample_recorder: SampleRecorder | None = None
         if settings.record is not None and self.link is not None:
             self.sample_recorder = SampleRecorder(Path(settings.record).with_suffix(".usmp"), CHANNEL_NAMES)
@@ -123,6 +130,7 @@ class Service:
             raise RuntimeError("the embedded simulated vehicle did not start")
         self.embedded_sim = started["vehicle"]
         self.sim_control = started["control"]
+        self.firmware_sim = started["firmware"]
         firmware = started["firmware"]
         return serial_url if firmware is None else str(firmware.link_url)
 
@@ -177,6 +185,17 @@ class Service:
                 continue
             self._stop.wait(delay)
 
+    def _on_link_event(self, event: LinkEvent | FirmwareRecordEvent) -> None:
+        """Serial link state changes and the firmware's own LOG/FAULT records: kept (bounded) and logged."""
+        self.link_events.append(event)
+        if isinstance(event, LinkEvent):
+            level = logging.INFO if event.kind is LinkEventKind.LINK_UP else logging.WARNING
+            log.log(level, "serial link %s: %s", event.kind.value, event.reason)
+            return
+        record = event.record
+        kind = f"fault {record.code} {'raised' if record.active else 'cleared'}" if record.is_fault else "log"
+        log.log(_FIRMWARE_LEVELS.get(record.severity, logging.WARNING), "SSC firmware %s: %s", kind, record.text)
+
     def cycle(self, now: float) -> None:
         """One control cycle: everything received since the last one, then the mode machine and the commands."""
         for batch in self.reader.get_batches(timeout=0.0):
@@ -188,6 +207,7 @@ class Service:
                 if self.sample_recorder is not None:
                     self.sample_recorder.submit_samples(samples)
                 self.pipeline.ingest_samples(samples, now)
-            self.link.drain_events()
+            for event in self.link.drain_events():
+                self._on_link_event(event)
             self.pipeline.set_serial_alive(self.link.is_alive(now))
         self.pipeline.control_step(now)
