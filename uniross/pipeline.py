@@ -87,6 +87,8 @@ class Pipeline:
         self.started_at = now
         self.inputs_seen = False  # every safety-relevant input was valid at least once (end of startup)
         self.machine_lock = threading.Lock()  # API requests arrive from other threads
+        self._cycle_s = {m.name: m.cycle_time / 1000.0 for m in db.messages if m.cycle_time}
+        self._last_tx: dict[str, tuple[float, dict[str, float | int]]] = {}
 
     # ---- data in ---------------------------------------------------------------------------------------------
     def ingest_frames(self, batch: FrameBatch, now: float) -> DecodedBatch:
@@ -122,10 +124,23 @@ class Pipeline:
                     outputs = self._startup_outputs()
             self.last_outputs = outputs
             if self.gate is not None:
-                self.gate.send("OBC_Setpoints", outputs.setpoint_signals())
-                self.gate.send("OBC_ModeCommand", outputs.mode_command_signals())
-                self.gate.send("OBC_Heartbeat", {"ObcState": _obc_state(outputs.state)})
+                self._transmit("OBC_Setpoints", outputs.setpoint_signals(), now)
+                self._transmit("OBC_ModeCommand", outputs.mode_command_signals(), now)
+                self._transmit("OBC_Heartbeat", {"ObcState": _obc_state(outputs.state)}, now)
         return outputs
+
+    def _transmit(self, name: str, values: Mapping[str, float | int], now: float) -> None:
+        """Send ``name`` at its DBC cycle time, and at once when its content changes (cyclic + on change, as J1939
+        command messages do); never faster than the control loop."""
+        assert self.gate is not None
+        cycle = self._cycle_s.get(name)
+        last = self._last_tx.get(name)
+        changed = last is None or last[1] != values
+        # half a control period of tolerance so a 50 ms message goes out every 50 ms cycle despite jitter
+        due = last is None or cycle is None or now - last[0] >= cycle - 0.5 * self.config.control_period_s
+        if changed or due:
+            self.gate.send(name, values)
+            self._last_tx[name] = (now, dict(values))
 
     def _startup_outputs(self) -> ModeOutputs:
         """While starting up: everything stowed and stopped, the machine not stepped (nothing latched)."""
