@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import can
 import httpx
@@ -43,6 +43,11 @@ START_TIMEOUT_S = 120.0
 OBC_SOURCE = 0x27
 #: python-can's udp_multicast loops a process's own frames back to it: the service's reader counts its own frames
 OWN_FRAMES_LOOP_BACK = frozenset({"udp_multicast"})
+#: the service's reader counts a frame when it flushes its batch: at the latest when ``recv`` times out (CanReader's
+#: ``recv_timeout``, 20 ms) after the last frame of a burst; a count read this long after a burst includes it
+READER_FLUSH_S = 0.03
+#: simulator counters of frames it received and rejected that are not frames (a failed ``recv``)
+_NOT_FRAMES = frozenset({"bus_error"})
 
 
 #: runner (``UNIROSS_HIL_RUNNER``) -> (check_timeout_scale, serial link_timeout_s); others get the service defaults
@@ -110,6 +115,14 @@ def wait_until(probe: Callable[[], _T | None], timeout: float, what: str, interv
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
         time.sleep(interval)
+
+
+class BusTotals(NamedTuple):
+    """Counters of one instant (`Rig.quiet_totals`)."""
+
+    sim_sent: int  # frames the simulated vehicle sent
+    counted: int  # frames the service's reader counted (``frames_total``)
+    own: int  # frames of the service the simulator received (the service counts them too where they loop back)
 
 
 @dataclass
@@ -248,14 +261,36 @@ class Rig:
     def sim_state(self) -> dict[str, Any]:
         return dict(self.http.get(self.sim_url("/state")).json())
 
-    def quiet_totals(self, quiet_s: float = 0.6, hold_s: float = 0.6) -> tuple[int, int]:
-        """Silence the simulated vehicle for a moment and read (frames it sent, frames the service counted) while
-        nothing is in flight: the two totals of one instant. The silence lasts ``hold_s`` after the reads."""
+    def sim_own_received(self) -> int:
+        """Frames of the service (the OBC's messages) the simulated vehicle received, accepted or rejected."""
+        counters = self.sim_counters()
+        rejects = {k: v for k, v in counters["rx_rejects"].items() if k not in _NOT_FRAMES}
+        return sum(counters["rx"].values()) + sum(rejects.values())
+
+    def quiet_totals(self, quiet_s: float = 0.6, hold_s: float = 0.6) -> BusTotals:
+        """Silence the simulated vehicle for a moment and read the `BusTotals` of one instant while none of its
+        frames is in flight. The silence lasts at least ``hold_s`` after the reads.
+
+        The service keeps sending its three frames every control cycle. Where they loop back to its own reader
+        (`OWN_FRAMES_LOOP_BACK`) its count includes them, so ``own`` must be read at the same instant: between
+        two of its bursts, `READER_FLUSH_S` after one (so the reader has counted it), with no frame of the
+        service arriving at the simulator while the count is read; otherwise tried again at the next burst."""
         self.sim_fault("silent", duration=quiet_s + hold_s)
         time.sleep(quiet_s)  # frames in flight when the silence began are received and counted by now
         sent = sum(self.sim_counters()["sent"].values())
-        received = int(self.health()["bus"]["frames_total"])
-        return sent, received
+        if self.bus["interface"] not in OWN_FRAMES_LOOP_BACK:
+            return BusTotals(sent, int(self.health()["bus"]["frames_total"]), self.sim_own_received())
+        deadline = time.monotonic() + hold_s / 2
+        while time.monotonic() < deadline:
+            last = self.sim_own_received()
+            while self.sim_own_received() == last and time.monotonic() < deadline:
+                time.sleep(0.002)  # until a burst of the service arrives
+            time.sleep(READER_FLUSH_S)
+            own = self.sim_own_received()
+            received = int(self.health()["bus"]["frames_total"])
+            if self.sim_own_received() == own:
+                return BusTotals(sent, received, own)
+        raise AssertionError(f"no gap between the service's bursts in {hold_s / 2} s to read its count in")
 
 
 @contextlib.contextmanager
