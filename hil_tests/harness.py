@@ -224,3 +224,16 @@ def stop_all() -> None:
     """Stop every process still registered (atexit, and fixture finalizers)."""
     for proc in list(_LIVE):
         proc.stop(timeout=2.0)
+
+
+def need_can_utils(bus: Mapping[str, str], tools: Sequence[str] = ("candump", "cansend")) -> None:
+    """Skip unless the run's bus is SocketCAN (can-utils speak nothing else); fail if a needed tool is missing."""
+    import shutil
+
+    import pytest
+
+    if bus["interface"] != "socketcan":
+        pytest.skip(f"can-utils speak SocketCAN only; this run's bus is {bus['interface']}")
+    for tool in tools:
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} not found: apt-get install can-utils", pytrace=False)

@@ -7,7 +7,6 @@ network namespace. The can-utils tests need SocketCAN and are skipped on other i
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import can
 import pytest
 
-from hil_tests.harness import SpawnFn
+from hil_tests.harness import SpawnFn, need_can_utils
 
 pytestmark = pytest.mark.hil
 
@@ -57,16 +56,8 @@ def test_every_frame_crosses_between_two_processes(spawn: SpawnFn, can_bus_confi
     assert result["counters"] == list(range(FRAME_COUNT))
 
 
-def _need_socketcan(bus: dict[str, str]) -> None:
-    if bus["interface"] != "socketcan":
-        pytest.skip(f"can-utils speak SocketCAN only; this run's bus is {bus['interface']}")
-    for tool in ("candump", "cansend"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} not found: apt-get install can-utils", pytrace=False)
-
-
 def test_frame_from_python_can_shows_in_candump(spawn: SpawnFn, can_bus_config: dict[str, str]) -> None:
-    _need_socketcan(can_bus_config)
+    need_can_utils(can_bus_config)
     channel = can_bus_config["channel"]
     candump = spawn(["candump", "-L", f"{channel},{PROBE_ID:08X}:1FFFFFFF,{DUMP_ID:08X}:1FFFFFFF"], name="candump")
     with can.Bus(interface="socketcan", channel=channel) as bus:
@@ -83,7 +74,7 @@ def test_frame_from_python_can_shows_in_candump(spawn: SpawnFn, can_bus_config: 
 
 
 def test_frame_from_cansend_reaches_python_can(can_bus_config: dict[str, str]) -> None:
-    _need_socketcan(can_bus_config)
+    need_can_utils(can_bus_config)
     channel = can_bus_config["channel"]
     filters = [{"can_id": SEND_ID, "can_mask": 0x1FFFFFFF, "extended": True}]
     with can.Bus(interface="socketcan", channel=channel, can_filters=filters) as bus:

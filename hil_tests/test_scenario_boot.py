@@ -3,13 +3,12 @@ counts exactly the frames the simulator sent; can-utils confirm its transmission
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 
 import pytest
 
-from hil_tests.harness import SpawnFn
+from hil_tests.harness import SpawnFn, need_can_utils
 from hil_tests.scenario_support import EVENT_MESSAGES, OWN_FRAMES_LOOP_BACK, BusTap, Rig, wait_until
 
 pytestmark = pytest.mark.hil
@@ -60,16 +59,8 @@ def test_every_frame_sent_is_counted(rig: Rig) -> None:
     rig.back_to_transport()
 
 
-def _need_socketcan(bus: dict[str, str]) -> None:
-    if bus["interface"] != "socketcan":
-        pytest.skip(f"can-utils speak SocketCAN only; this run's bus is {bus['interface']}")
-    for tool in ("candump", "cansend"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} not found: apt-get install can-utils", pytrace=False)
-
-
 def test_service_heartbeat_shows_in_candump(rig: Rig, spawn: SpawnFn) -> None:
-    _need_socketcan(rig.bus)
+    need_can_utils(rig.bus)
     candump = spawn(["candump", "-L", f"{rig.bus['channel']},{HEARTBEAT_ID:08X}:1FFFFFFF"], name="candump")
     line = candump.wait_for_log(rf"^\(\d+\.\d+\) \S+ {HEARTBEAT_ID:08X}#([0-9A-F]{{16}})$", timeout=20)
     assert len(bytes.fromhex(line.group(1))) == 8
@@ -77,7 +68,7 @@ def test_service_heartbeat_shows_in_candump(rig: Rig, spawn: SpawnFn) -> None:
 
 def test_frame_from_cansend_reaches_the_service(rig: Rig) -> None:
     """A CCVS1 frame from an independent peer with another source address (0x05) is received and counted."""
-    _need_socketcan(rig.bus)
+    need_can_utils(rig.bus)
     before = rig.quiet_totals(hold_s=4.0)  # silent until the second reading, however slow the guest is
     subprocess.run(["cansend", rig.bus["channel"], "18FEF105#0000000000000000"], check=True, timeout=10)
     time.sleep(0.3)

@@ -13,14 +13,13 @@ and the replay's clock would run past the other messages' timeouts.
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from firmware_bridge.dbc_database import default_database
-from hil_tests.harness import SpawnFn
+from hil_tests.harness import SpawnFn, need_can_utils
 from hil_tests.scenario_support import EVENT_MESSAGES, MEASUREMENTS, OBC_SOURCE, Rig, wait_until
 from uniross.pipeline import Pipeline
 from uniross.replay import replay_pipeline
@@ -37,10 +36,7 @@ def _recording(directory: Path) -> Path | None:
 
 
 def test_recording_replays_to_the_values_the_service_showed(rig: Rig, spawn: SpawnFn, tmp_path: Path) -> None:
-    if rig.bus["interface"] != "socketcan":
-        pytest.skip(f"candump records SocketCAN only; this run's bus is {rig.bus['interface']}")
-    if shutil.which("candump") is None:
-        pytest.fail("candump not found: apt-get install can-utils", pytrace=False)
+    need_can_utils(rig.bus, ("candump",))
     rig.back_to_transport()
     sent0 = rig.sim_counters()["sent"]
     candump = spawn(["candump", "-l", f"{rig.bus['channel']},{OBC_SOURCE:08X}~000000FF"], name="candump", cwd=tmp_path)
