@@ -21,7 +21,7 @@ from firmware_bridge.batch_decoder import BatchDecoder, DecodedBatch
 from firmware_bridge.dm1 import Dm1Assembler
 from firmware_bridge.frame_batch import FrameBatch
 from firmware_bridge.message_checks import ValidityTracker
-from modes import SIGNAL_MAP, STOWED, CommandSource, Mode, ModeInputs, ModeMachine, ModeOutputs, RequestDecision
+from modes import SIGNAL_MAP, STOWED, CommandSource, Mode, ModeInputs, ModeMachine, ModeOutputs
 from telemetry.faults import FaultManager
 from telemetry.hot_loop import HotLoop, HotLoopConfig, SampleBatchLike
 from telemetry.loop_timing import LoopTimer
@@ -175,10 +175,6 @@ class Pipeline:
             if any(d.spn in self.config.critical_spns for d in report.dtcs):
                 return True
         return False
-
-    def request_mode(self, target: Mode, source: str, now: float, acknowledge: bool = False) -> RequestDecision:
-        with self.machine_lock:
-            return self.machine.request(target, source, now, acknowledge)
 
     # ---- views -----------------------------------------------------------------------------------------------
     def _validity(self) -> dict[str, bool]:

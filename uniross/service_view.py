@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from modes import EventKind, Mode, ModeEvent
+from modes import CabSelector, EventKind, Mode, ModeEvent
 from modes.sequences import SEQUENCE_STATES
 from telemetry.api.service_port import (
     AuditEvent,
@@ -42,7 +42,8 @@ READY_P99_SHARE = 0.8
 READY_WINDOW_CYCLES = 100
 _BUS_ERROR_COUNTERS = ("error_frames", "bus_errors", "bus_off", "reopens", "reopen_failures", "overrun_frames",
                        "tx_errors")
-_WORKING_TARGETS = {"TRANSPORT": Mode.TRANSPORT, "SWEEPER": Mode.SWEEPER, "SNOW": Mode.SNOW}
+#: the modes an engineer may request (transition states and SAFE are the machine's own)
+_REQUESTABLE = frozenset({Mode.TRANSPORT, Mode.SWEEPER, Mode.SNOW})
 #: audit events about a request: their `to_state` is the requested mode
 _REQUEST_KINDS = frozenset({EventKind.REQUEST, EventKind.REFUSED, EventKind.ACCEPTED})
 #: requesting users remembered per audit event (the machine's own log is bounded too)
@@ -157,8 +158,8 @@ class ServiceView:
         ]
 
     def request_mode(self, target: str, acknowledge: bool, user: str) -> ModeDecision:
-        mode = _WORKING_TARGETS.get(target.upper())
-        if mode is None:
+        mode = Mode.__members__.get(target.upper())
+        if mode not in _REQUESTABLE:
             return ModeDecision(accepted=False, state=self.pipeline.machine.state.name,
                                 reasons=[Reason("unknown_target", f"unknown target mode {target!r}")])
         machine = self.pipeline.machine
@@ -251,5 +252,7 @@ def _decision(decision: Any, state: str) -> ModeDecision:
 
 
 def _selector_name(code: int | None) -> str:
-    names = {0: "OFF", 1: "TRANSPORT", 2: "SWEEPER", 3: "SNOW", 4: "REMOTE"}
-    return "UNKNOWN" if code is None else names.get(int(code), f"CODE_{code}")
+    if code is None:
+        return "UNKNOWN"
+    member = CabSelector._value2member_map_.get(int(code))
+    return member.name if member is not None else f"CODE_{code}"

@@ -18,14 +18,13 @@ from cantools.database.can import Database
 from firmware_bridge.dbc_database import all_message_info
 from firmware_bridge.j1939 import with_source
 from firmware_bridge.packer import CanPacker
+from modes import Mode
 
 ENGINE_SA = 0x00
 SSC_SA = 0x80
 OBC_SA = 0x27
 EVENT_ONLY = ("TP_CM_BAM", "TP_DT_BAM")  # transport protocol frames have no cycle: not generated here
 
-MODE_TRANSPORT = 0
-MODE_SWEEPER = 1
 
 
 @dataclass(frozen=True)
@@ -83,12 +82,12 @@ def signal_values(name: str, t: float, plan: TrialPlan) -> dict[str, float | int
     if name == "SSC_Equipment":
         return {"SweeperHeadMounted": 1, "CabModeSelector": 2 if sweeping else 1}
     if name == "SSC_Status":
-        return {"SscActiveMode": MODE_SWEEPER if sweeping else MODE_TRANSPORT, "HeartbeatOk": 1,
+        return {"SscActiveMode": int(Mode.SWEEPER if sweeping else Mode.TRANSPORT), "HeartbeatOk": 1,
                 "ActuatorsEnabled": int(sweeping), "SscFaultCode": 7 if clogged else 0}
     if name == "SSC_Diag":
         return {"DiagPage": 0, "FirmwareMajor": 1, "FirmwareMinor": 4, "FirmwarePatch": 2}
     if name == "OBC_ModeCommand":
-        return {"RequestedMode": MODE_SWEEPER if sweeping else MODE_TRANSPORT, "RequestSource": 1}
+        return {"RequestedMode": int(Mode.SWEEPER if sweeping else Mode.TRANSPORT), "RequestSource": 1}
     if name == "OBC_Setpoints":
         return {"FanSpeedSetpoint": fan, "NozzleCmd": int(sweeping), "BrushesCmd": int(sweeping),
                 "WaterCmd": int(sweeping)}
